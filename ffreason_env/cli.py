@@ -1,0 +1,163 @@
+"""``python -m ffreason_env``: print sample problems with traces and verdicts, export datasets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from .config import KINDS, PART_KINDS, ProblemConfig
+from .export import ARMS, rl_records, sft_records, to_dataset, write_jsonl
+from .field import OPS
+from .problem import generate
+from .prompts import render_prompt
+from .traces import ALIGNED, STRATEGIES, write_trace
+from .verifier import verify
+
+__all__ = ["main", "add_config_args", "config_from_args"]
+
+
+def _steps_range(text: str) -> tuple[int, int]:
+    lo, _, hi = text.partition("-")
+    try:
+        return int(lo), int(hi or lo)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or MIN-MAX, got {text!r}") from None
+
+
+def _weights(text: str) -> list[float]:
+    try:
+        return [float(w) for w in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    """The ProblemConfig knobs as command-line options (defaults: ProblemConfig's)."""
+    d = ProblemConfig()
+    g = parser.add_argument_group("problem config")
+    g.add_argument("--p", type=int, default=d.p, help="prime order of the field (default %(default)s)")
+    g.add_argument(
+        "--steps", type=_steps_range, default=(d.min_steps, d.max_steps), metavar="N|MIN-MAX",
+        help="operations per chain (per part for compositions), e.g. 3 or 2-5 (default 2-5)",
+    )
+    g.add_argument(
+        "--ops", default=",".join(d.ops), help=f"comma-separated operations from {','.join(OPS)} (default %(default)s)"
+    )
+    g.add_argument(
+        "--kinds", default=",".join(d.problem_types),
+        help=f"comma-separated problem types from {','.join(KINDS)} (default %(default)s)",
+    )
+    g.add_argument("--weights", type=_weights, default=None, help="mix weights, one per kind, e.g. 3,1")
+    g.add_argument("--parts", type=_steps_range, default=(d.min_parts, d.max_parts), metavar="N|MIN-MAX",
+                   help="parts per composition (default 2-3)")
+    g.add_argument("--part-kinds", default=",".join(d.part_types),
+                   help=f"kinds of composition parts, from {','.join(PART_KINDS)} (default %(default)s)")
+    g.add_argument("--symbol-seed", type=int, default=d.symbol_seed, help="seed of the symbol permutation")
+    g.add_argument("--symbol-prefix", default=d.symbol_prefix, help="symbols are PREFIX0..PREFIX{p-1}")
+
+
+def config_from_args(args: argparse.Namespace) -> ProblemConfig:
+    return ProblemConfig(
+        p=args.p,
+        min_steps=args.steps[0],
+        max_steps=args.steps[1],
+        ops=args.ops.split(","),
+        problem_types=args.kinds.split(","),
+        type_weights=args.weights,
+        min_parts=args.parts[0],
+        max_parts=args.parts[1],
+        part_types=args.part_kinds.split(","),
+        symbol_seed=args.symbol_seed,
+        symbol_prefix=args.symbol_prefix,
+    )
+
+
+def _sample(args: argparse.Namespace) -> None:
+    if args.kind is not None:
+        args.kinds = args.kind
+        args.weights = None
+    config = config_from_args(args)
+    for index in range(args.index, args.index + args.n):
+        problem = generate(config, args.seed, index)
+        parts = problem.parts or (problem,)
+        strategy = [ALIGNED[p.kind] if args.strategy == "aligned" else args.strategy for p in parts]
+        trace = write_trace(problem, strategy if problem.parts else strategy[0])
+        verdict = verify(problem, trace)
+        if args.json:
+            print(json.dumps({"seed": args.seed, "index": index, "prompt": render_prompt(problem),
+                              "response": trace, "problem": problem.to_dict(), "verdict": verdict.to_dict()}))
+            continue
+        print(f"=== {problem.kind}, {problem.num_steps} steps, seed {args.seed}, index {index}, "
+              f"answer {problem.symbol(problem.answer)}")
+        print("--- prompt")
+        print(render_prompt(problem))
+        print(f"--- response ({', '.join(strategy)})")
+        print(trace)
+        print(f"--- verdict: correct={verdict.correct} strategy={verdict.strategy} aligned={verdict.aligned} "
+              f"steps {verdict.steps_correct}/{verdict.steps_checked} well_formed={verdict.well_formed}")
+        print()
+
+
+def _export(args: argparse.Namespace) -> None:
+    config = config_from_args(args)
+    if args.what == "sft":
+        records = list(sft_records(config, args.arm, args.seed, args.n))
+    else:
+        records = list(rl_records(config, args.seed, args.n))
+    n = write_jsonl(records, args.out)
+    print(f"wrote {n} {args.what} records to {args.out}")
+    if args.hf_dataset:
+        to_dataset(records).save_to_disk(args.hf_dataset)
+        print(f"saved datasets.Dataset to {args.hf_dataset}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ffreason_env",
+        description="Finite-field reasoning problems: inspect them, or export training data.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("sample", help="print problems, a reference trace for each, and its verdict",
+                       description="Print problems with a reference trace and the verifier's verdict on it.")
+    add_config_args(s)
+    s.add_argument("--kind", choices=KINDS, default=None, help="only this kind (overrides --kinds/--weights)")
+    s.add_argument("--strategy", choices=[*STRATEGIES, "aligned"], default="aligned",
+                   help="strategy of the trace: forward, backward, or the one that fits each kind (default)")
+    s.add_argument("-n", type=int, default=3, help="number of problems (default %(default)s)")
+    s.add_argument("--seed", type=int, default=0, help="problem stream seed (default %(default)s)")
+    s.add_argument("--index", type=int, default=0, help="first item of the stream (default %(default)s)")
+    s.add_argument("--json", action="store_true", help="print one JSON object per problem instead of text")
+    s.set_defaults(func=_sample, parser=s)
+
+    e = sub.add_parser("export", help="write SFT pairs or RL prompts as JSONL (and a datasets.Dataset)",
+                       description="Write a dataset. sft: prompt/completion pairs of an arm (F: forward traces, "
+                                   "B: backward, FB: a seeded coin per example). rl: prompts with answers.")
+    e.add_argument("what", choices=["sft", "rl"], help="which dataset")
+    add_config_args(e)
+    e.add_argument("--arm", choices=sorted(ARMS), default="FB", help="SFT arm (default %(default)s)")
+    e.add_argument("-n", type=int, default=2048, help="number of records (default %(default)s)")
+    e.add_argument("--seed", type=int, default=0, help="problem stream seed (default %(default)s)")
+    e.add_argument("--out", required=True, help="output .jsonl path")
+    e.add_argument("--hf-dataset", default=None, metavar="DIR",
+                   help="also save a datasets.Dataset to DIR (needs the train extra)")
+    e.set_defaults(func=_export, parser=e)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.n < 0:
+        args.parser.error(f"-n: expected a count >= 0, got {args.n}")
+    try:
+        args.func(args)
+    except ValueError as e:
+        args.parser.error(str(e))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Problem (plain data) and its seeded generation: item ``index`` depends only on (config, seed, index)."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence, overload
+
+from .config import ProblemConfig
+from .field import INVERSE, apply
+from .symbols import SymbolTable
+
+__all__ = ["Problem", "generate", "ProblemSet", "run_chain", "undo_chain"]
+
+_MAX_INDEX = 2**64
+
+
+def run_chain(ops: Sequence[tuple[str, int]], x: int, p: int) -> int:
+    """Apply the ops in order (the forward direction)."""
+    for op, c in ops:
+        x = apply(op, c, x, p)
+    return x
+
+
+def undo_chain(ops: Sequence[tuple[str, int]], x: int, p: int) -> int:
+    """Undo the ops in reverse order (the backward direction)."""
+    for op, c in reversed(ops):
+        x = apply(INVERSE[op], c, x, p)
+    return x
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem.
+
+    ``evaluation``: ``given`` is x0, ``answer`` is xk = ops applied to x0.
+    ``inversion``: ``given`` is xk, ``answer`` is the x0 the ops map to it.
+    ``composition``: ``parts`` are evaluation/inversion problems, part i+1's
+    ``given`` is part i's ``answer``; ``given``/``answer`` are the first part's
+    given and the last part's answer, and ``ops`` is empty.
+    """
+
+    kind: str
+    p: int
+    ops: tuple[tuple[str, int], ...]
+    given: int
+    answer: int
+    symbols: SymbolTable
+    parts: tuple["Problem", ...] = ()
+
+    @property
+    def num_steps(self) -> int:
+        """Operations in the problem (summed over parts)."""
+        if self.parts:
+            return sum(len(part.ops) for part in self.parts)
+        return len(self.ops)
+
+    def symbol(self, value: int) -> str:
+        return self.symbols.by_value[value]
+
+    def value(self, symbol: str) -> int | None:
+        return self.symbols.value(symbol)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self._to_dict_without_symbols()
+        d["symbols"] = self.symbols.to_dict()
+        return d
+
+    def _to_dict_without_symbols(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "p": self.p,
+            "ops": [[op, c] for op, c in self.ops],
+            "given": self.given,
+            "answer": self.answer,
+            "parts": [part._to_dict_without_symbols() for part in self.parts],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Problem":
+        return cls._from_dict(d, SymbolTable.from_dict(d["symbols"]))
+
+    @classmethod
+    def _from_dict(cls, d: dict[str, Any], symbols: SymbolTable) -> "Problem":
+        return cls(
+            kind=str(d["kind"]),
+            p=int(d["p"]),
+            ops=tuple((str(op), int(c)) for op, c in d["ops"]),
+            given=int(d["given"]),
+            answer=int(d["answer"]),
+            symbols=symbols,
+            parts=tuple(cls._from_dict(part, symbols) for part in d.get("parts", ())),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Problem":
+        return cls.from_dict(json.loads(text))
+
+
+def _draw_ops(rng: random.Random, config: ProblemConfig) -> tuple[tuple[str, int], ...]:
+    k = rng.randint(config.min_steps, config.max_steps)
+    return tuple((rng.choice(config.ops), rng.randrange(1, config.p)) for _ in range(k))
+
+
+def _simple(kind: str, ops, given: int, config: ProblemConfig, symbols: SymbolTable) -> Problem:
+    if kind == "evaluation":
+        answer = run_chain(ops, given, config.p)
+    else:
+        answer = undo_chain(ops, given, config.p)
+    return Problem(kind, config.p, ops, given, answer, symbols)
+
+
+def generate(config: ProblemConfig, seed: int, index: int) -> Problem:
+    """Problem number ``index`` of the stream ``seed``: regenerable alone, in any process."""
+    for name, v in (("seed", seed), ("index", index)):
+        if isinstance(v, bool) or not hasattr(v, "__index__") or not 0 <= int(v) < _MAX_INDEX:
+            raise ValueError(f"{name}: expected an integer in [0, 2**64), got {v!r}")
+    rng = random.Random((int(seed) << 64) | int(index))
+    symbols = config.symbols
+    kind = rng.choices(config.problem_types, weights=config.type_weights)[0]
+    given = rng.randrange(config.p)
+    if kind != "composition":
+        return _simple(kind, _draw_ops(rng, config), given, config, symbols)
+    parts = []
+    x = given
+    for _ in range(rng.randint(config.min_parts, config.max_parts)):
+        part = _simple(rng.choice(config.part_types), _draw_ops(rng, config), x, config, symbols)
+        parts.append(part)
+        x = part.answer
+    return Problem("composition", config.p, (), given, x, symbols, tuple(parts))
+
+
+class ProblemSet(Sequence[Problem]):
+    """The first ``size`` problems of stream ``seed``, generated on access."""
+
+    def __init__(self, config: ProblemConfig, seed: int = 0, size: int = 1000) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValueError(f"size: expected a non-negative integer, got {size!r}")
+        generate(config, seed, 0)  # validates seed early
+        self.config, self.seed, self.size = config, seed, size
+
+    def __len__(self) -> int:
+        return self.size
+
+    @overload
+    def __getitem__(self, i: int) -> Problem: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Problem]: ...
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self.size))]
+        i = int(i)
+        if i < 0:
+            i += self.size
+        if not 0 <= i < self.size:
+            raise IndexError(f"index {i} out of range for a ProblemSet of size {self.size}")
+        return generate(self.config, self.seed, i)
+
+    def __iter__(self) -> Iterator[Problem]:
+        return (generate(self.config, self.seed, i) for i in range(self.size))
+
+    def __repr__(self) -> str:
+        return f"ProblemSet(seed={self.seed}, size={self.size}, config={self.config})"
+

@@ -1,0 +1,96 @@
+"""Reference reasoning traces: the forward and backward strategies, direct or by search.
+
+Grammar (one item per line, words separated by single spaces)::
+
+    step I : A OP C = B                     a direct step: A OP C is B, op number I
+    try X : I A OP C = B ; ... ; yes|no     a search line: candidate X run through the chain
+    part N                                  (compositions) start of part N
+    result X                                (compositions) part's result
+    answer X                                the final answer, always the last line
+
+``forward`` applies op 1..k in order; ``backward`` undoes op k..1 (add c by
+``sub c``, mul c by ``div c``). On its aligned kind a strategy writes direct
+steps from the given value (forward/evaluation, backward/inversion); on the
+other kind it searches: it tries candidates in symbol order, runs each through
+the chain in its own direction, compares with the given value, and stops at the
+first match.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from .field import INVERSE, apply
+from .problem import Problem
+
+__all__ = ["STRATEGIES", "ALIGNED", "write_trace", "aligned_strategy"]
+
+STRATEGIES: tuple[str, ...] = ("forward", "backward")
+ALIGNED: dict[str, str] = {"evaluation": "forward", "inversion": "backward"}
+
+
+def aligned_strategy(kind: str) -> str:
+    """The strategy that solves ``kind`` directly (evaluation: forward, inversion: backward)."""
+    return ALIGNED[kind]
+
+
+def _chain(part: Problem, strategy: str, x: int, sym) -> tuple[list[tuple[int, str]], int]:
+    """The steps (index, "A OP C = B") of running ``x`` through the chain in ``strategy``'s direction."""
+    p, k = part.p, len(part.ops)
+    if strategy == "forward":
+        order = range(1, k + 1)
+    else:
+        order = range(k, 0, -1)
+    steps = []
+    for i in order:
+        op, c = part.ops[i - 1]
+        if strategy == "backward":
+            op = INVERSE[op]
+        y = apply(op, c, x, p)
+        steps.append((i, f"{sym(x)} {op} {sym(c)} = {sym(y)}"))
+        x = y
+    return steps, x
+
+
+def _part_trace(part: Problem, strategy: str, given: int) -> tuple[list[str], int]:
+    sym = part.symbol
+    if ALIGNED[part.kind] == strategy:
+        steps, x = _chain(part, strategy, given, sym)
+        return [f"step {i} : {s}" for i, s in steps], x
+    lines = []
+    for candidate in part.symbols.search_order:
+        steps, x = _chain(part, strategy, candidate, sym)
+        hit = x == given
+        chain = "".join(f"{i} {s} ; " for i, s in steps)
+        lines.append(f"try {sym(candidate)} : {chain}{'yes' if hit else 'no'}")
+        if hit:
+            return lines, candidate
+    raise AssertionError("a bijective chain always has a preimage")  # pragma: no cover
+
+
+def write_trace(problem: Problem, strategy: str | Sequence[str]) -> str:
+    """A correct response to ``problem`` that uses ``strategy``.
+
+    For a composition ``strategy`` may be one name for every part or one per part.
+    """
+    if isinstance(strategy, str):
+        strategies = [strategy] * max(1, len(problem.parts))
+    else:
+        strategies = list(strategy)
+    for s in strategies:
+        if s not in STRATEGIES:
+            raise ValueError(f"strategy: {s!r} is not one of {STRATEGIES}")
+    if not problem.parts:
+        if len(strategies) != 1:
+            raise ValueError(f"strategy: one strategy needed for a {problem.kind} problem, got {strategies}")
+        lines, x = _part_trace(problem, strategies[0], problem.given)
+        return "\n".join([*lines, f"answer {problem.symbol(x)}"])
+    if len(strategies) != len(problem.parts):
+        raise ValueError(f"strategy: {len(problem.parts)} parts but {len(strategies)} strategies")
+    out = []
+    x = problem.given
+    for n, (part, s) in enumerate(zip(problem.parts, strategies), start=1):
+        lines, x = _part_trace(part, s, x)
+        out += [f"part {n}", *lines, f"result {problem.symbol(x)}"]
+    out.append(f"answer {problem.symbol(x)}")
+    return "\n".join(out)
