@@ -44,7 +44,7 @@ class AnyText(spaces.Text):
 class FFReasonEnv(gym.Env[str, str]):
     """Shared machinery of the four envs; use one of the registered ids instead."""
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
     problem_types: tuple[str, ...] | None = None
     """Kinds this env is fixed to (None: taken from the kwargs, as in Mixed-v0)."""
 
@@ -111,7 +111,8 @@ class FFReasonEnv(gym.Env[str, str]):
         self._verdict = verify(self.problem, action)
         self._response = action
         info = self._info()
-        info.update(self._verdict.to_dict())
+        # -1 for "none" keeps each key one type across envs, as gymnasium's vector envs need
+        info.update({k: -1 if v is None else v for k, v in self._verdict.to_dict().items()})
         return self._prompt, self.reward_spec(self._verdict), True, False, info
 
     def render(self) -> str | None:
@@ -155,7 +156,8 @@ _DOC_COMMON = """
     ## Episode end
     Single turn: ``step`` always returns ``terminated=True``. ``info`` holds the
     problem (``Problem.to_dict()``), its ``index`` and every ``Verdict`` field
-    (``correct``, ``answer``, ``strategy``, ``steps_correct``, ...).
+    (``correct``, ``answer``, ``strategy``, ``steps_correct``, ...), with -1
+    standing for None (``answer``, ``first_error``, ``index`` of a set problem).
 
     ## Arguments
     Any :class:`~ffreason_env.ProblemConfig` field (``p``, ``min_steps``,
@@ -180,14 +182,14 @@ class EvaluationEnv(FFReasonEnv):
     >>> prompt, info = env.reset(seed=0)
     >>> print(prompt)
     evaluation over GF(11)
-    step 1 : mul e1
-    step 2 : mul e10
-    given x0 = e6 , find x2
+    step 1 : add e9
+    step 2 : mul e6
+    given x0 = e5 , find x2
     >>> problem = ffreason_env.Problem.from_dict(info["problem"])
     >>> print(ffreason_env.write_trace(problem, "forward"))
-    step 1 : e6 mul e1 = e0
-    step 2 : e0 mul e10 = e9
-    answer e9
+    step 1 : e5 add e9 = e3
+    step 2 : e3 mul e6 = e7
+    answer e7
     >>> _, reward, terminated, truncated, info = env.step(ffreason_env.write_trace(problem, "forward"))
     >>> reward, terminated, info["strategy"]
     (1.0, True, 'forward')

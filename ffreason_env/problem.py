@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Sequence, overload
 
 from .config import ProblemConfig
-from .field import INVERSE, apply
+from .field import INVERSE, apply, is_prime
 from .symbols import SymbolTable
 
 __all__ = ["Problem", "generate", "ProblemSet", "run_chain", "undo_chain"]
@@ -79,7 +79,38 @@ class Problem:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Problem":
-        return cls._from_dict(d, SymbolTable.from_dict(d["symbols"]))
+        """Rebuild a problem, checking it is consistent (answers follow from the ops)."""
+        try:
+            problem = cls._from_dict(d, SymbolTable.from_dict(d["symbols"]))
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"problem: malformed dict ({type(e).__name__}: {e})") from None
+        problem._check()
+        return problem
+
+    def _check(self) -> None:
+        if not is_prime(self.p) or len(self.symbols.names) != self.p:
+            raise ValueError(f"p: {self.p} is not prime or does not match {len(self.symbols.names)} symbols")
+        if self.kind == "composition":
+            if len(self.parts) < 2 or self.ops:
+                raise ValueError("parts: a composition needs 2+ parts and no ops of its own")
+            x = self.given
+            for part in self.parts:
+                if part.parts or part.given != x:
+                    raise ValueError("parts: each part's given value must be the previous part's answer")
+                part._check()
+                x = part.answer
+            if self.answer != x:
+                raise ValueError(f"answer: {self.answer} is not the last part's answer {x}")
+            return
+        if self.kind not in ("evaluation", "inversion") or self.parts:
+            raise ValueError(f"kind: unknown problem kind {self.kind!r}")
+        if not self.ops or any(op not in INVERSE or not 0 < c < self.p for op, c in self.ops):
+            raise ValueError(f"ops: need 1+ ops (name, constant in 1..p-1), got {self.ops}")
+        if not 0 <= self.given < self.p:
+            raise ValueError(f"given: {self.given} is not an element of GF({self.p})")
+        chain = run_chain if self.kind == "evaluation" else undo_chain
+        if chain(self.ops, self.given, self.p) != self.answer:
+            raise ValueError(f"answer: {self.answer} does not follow from the ops and given value")
 
     @classmethod
     def _from_dict(cls, d: dict[str, Any], symbols: SymbolTable) -> "Problem":
