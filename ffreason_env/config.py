@@ -75,6 +75,9 @@ class ProblemConfig:
     """Seed of the element -> symbol permutation (the same for every problem)."""
     shuffle_symbols: bool = True
     """False writes element v as the v-th name (for debugging only: it leaks the numbers)."""
+    max_label_offset: int = 0
+    """Ops are labelled from ``1 + o`` (variables from ``x{o}``), ``o`` drawn from [0, max_label_offset]:
+    lets a model trained on short chains meet every label a long chain uses. 0 labels from 1."""
 
     def __post_init__(self) -> None:
         for name in ("ops", "problem_types", "part_types"):
@@ -111,6 +114,7 @@ class ProblemConfig:
             raise ValueError(f"min_parts: {self.min_parts} is greater than max_parts {self.max_parts}")
         _check_choices("part_types", self.part_types, PART_KINDS)
         _check_int("symbol_seed", self.symbol_seed, 0, 2**63 - 1)
+        _check_int("max_label_offset", self.max_label_offset, 0, MAX_STEPS)
         if not isinstance(self.shuffle_symbols, bool):
             raise ValueError(f"shuffle_symbols: expected a bool, got {self.shuffle_symbols!r}")
         if self.symbol_names is None:
@@ -134,7 +138,7 @@ class ProblemConfig:
     def vocabulary(self) -> list[str]:
         """Every word this config's prompts and traces can contain."""
         parts = self.max_parts if "composition" in self.problem_types else 1
-        return vocabulary(self.symbols.names, self.p, self.max_steps, parts)
+        return vocabulary(self.symbols.names, self.p, self.max_steps + self.max_label_offset, parts)
 
     def replace(self, **changes: Any) -> "ProblemConfig":
         """A copy with some fields changed (validated)."""

@@ -48,6 +48,8 @@ class Problem:
     answer: int
     symbols: SymbolTable
     parts: tuple["Problem", ...] = ()
+    label_offset: int = 0
+    """Op i is labelled ``i + label_offset`` in prompts and traces (see ProblemConfig.max_label_offset)."""
 
     @property
     def num_steps(self) -> int:
@@ -75,6 +77,7 @@ class Problem:
             "given": self.given,
             "answer": self.answer,
             "parts": [part._to_dict_without_symbols() for part in self.parts],
+            "label_offset": self.label_offset,
         }
 
     @classmethod
@@ -106,6 +109,8 @@ class Problem:
             raise ValueError(f"kind: unknown problem kind {self.kind!r}")
         if not self.ops or any(op not in INVERSE or not 0 < c < self.p for op, c in self.ops):
             raise ValueError(f"ops: need 1+ ops (name, constant in 1..p-1), got {self.ops}")
+        if not 0 <= self.label_offset <= 10**6:
+            raise ValueError(f"label_offset: expected an integer in [0, 10**6], got {self.label_offset}")
         if not 0 <= self.given < self.p:
             raise ValueError(f"given: {self.given} is not an element of GF({self.p})")
         chain = run_chain if self.kind == "evaluation" else undo_chain
@@ -122,6 +127,7 @@ class Problem:
             answer=int(d["answer"]),
             symbols=symbols,
             parts=tuple(cls._from_dict(part, symbols) for part in d.get("parts", ())),
+            label_offset=int(d.get("label_offset", 0)),
         )
 
     def to_json(self) -> str:
@@ -137,12 +143,17 @@ def _draw_ops(rng: random.Random, config: ProblemConfig) -> tuple[tuple[str, int
     return tuple((rng.choice(config.ops), rng.randrange(1, config.p)) for _ in range(k))
 
 
-def _simple(kind: str, ops, given: int, config: ProblemConfig, symbols: SymbolTable) -> Problem:
+def _simple(kind: str, ops, given: int, config: ProblemConfig, symbols: SymbolTable, offset: int) -> Problem:
     if kind == "evaluation":
         answer = run_chain(ops, given, config.p)
     else:
         answer = undo_chain(ops, given, config.p)
-    return Problem(kind, config.p, ops, given, answer, symbols)
+    return Problem(kind, config.p, ops, given, answer, symbols, label_offset=offset)
+
+
+def _offset(rng: random.Random, config: ProblemConfig) -> int:
+    # drawn only when the knob is on, so that configs without it keep their streams
+    return rng.randint(0, config.max_label_offset) if config.max_label_offset else 0
 
 
 def generate(config: ProblemConfig, seed: int, index: int) -> Problem:
@@ -155,11 +166,13 @@ def generate(config: ProblemConfig, seed: int, index: int) -> Problem:
     kind = rng.choices(config.problem_types, weights=config.type_weights)[0]
     given = rng.randrange(config.p)
     if kind != "composition":
-        return _simple(kind, _draw_ops(rng, config), given, config, symbols)
+        ops = _draw_ops(rng, config)
+        return _simple(kind, ops, given, config, symbols, _offset(rng, config))
     parts = []
     x = given
     for _ in range(rng.randint(config.min_parts, config.max_parts)):
-        part = _simple(rng.choice(config.part_types), _draw_ops(rng, config), x, config, symbols)
+        part_kind, ops = rng.choice(config.part_types), _draw_ops(rng, config)
+        part = _simple(part_kind, ops, x, config, symbols, _offset(rng, config))
         parts.append(part)
         x = part.answer
     return Problem("composition", config.p, (), given, x, symbols, tuple(parts))

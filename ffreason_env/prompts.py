@@ -20,12 +20,13 @@ __all__ = ["render_prompt"]
 
 
 def _part_lines(part: Problem, given: str) -> list[str]:
-    k = len(part.ops)
-    lines = [f"step {i} : {op} {part.symbol(c)}" for i, (op, c) in enumerate(part.ops, start=1)]
+    o = part.label_offset
+    first, last = variable(o), variable(o + len(part.ops))
+    lines = [f"step {i} : {op} {part.symbol(c)}" for i, (op, c) in enumerate(part.ops, start=o + 1)]
     if part.kind == "evaluation":
-        lines.append(f"given {variable(0)} = {given} , find {variable(k)}")
+        lines.append(f"given {first} = {given} , find {last}")
     else:
-        lines.append(f"given {variable(k)} = {given} , find {variable(0)}")
+        lines.append(f"given {last} = {given} , find {first}")
     return lines
 
 

@@ -47,7 +47,7 @@ def _chain(part: Problem, strategy: str, x: int, sym) -> tuple[list[tuple[int, s
         if strategy == "backward":
             op = INVERSE[op]
         y = apply(op, c, x, p)
-        steps.append((i, f"{sym(x)} {op} {sym(c)} = {sym(y)}"))
+        steps.append((i + part.label_offset, f"{sym(x)} {op} {sym(c)} = {sym(y)}"))
         x = y
     return steps, x
 

@@ -138,6 +138,8 @@ class _Items:
 
 def _vote(st, part: Problem, votes: list[int]) -> None:
     i, op = st[0], st[2]
+    if i is not None:
+        i -= part.label_offset
     if i is not None and 1 <= i <= len(part.ops):
         op0 = part.ops[i - 1][0]
         if op == op0:
@@ -155,9 +157,11 @@ def _label(votes: list[int]) -> str:
 
 
 def _check_step(st, exp_i: int, x: int | None, part: Problem, backward: bool) -> bool:
+    """``exp_i`` is the op's position (1..k); the line writes it shifted by the problem's label offset."""
     i, a, op, c, b = st
-    if i != exp_i or not 1 <= i <= len(part.ops) or a is None or a != x:
+    if i is None or i - part.label_offset != exp_i or not 1 <= exp_i <= len(part.ops) or a is None or a != x:
         return False
+    i = exp_i
     op0, c0 = part.ops[i - 1]
     want = INVERSE[op0] if backward else op0
     return op == want and c == c0 and b == apply(op, c, a, part.p)
@@ -191,7 +195,7 @@ def _check_block(block, part, given, strategy, composite, last_line, is_last_par
                 continue
             items.add(_check_step(payload, exp_i, cur, part, backward), line)
             cur = payload[4]
-            exp_i = (payload[0] if payload[0] is not None else exp_i) + sign
+            exp_i = (payload[0] - part.label_offset if payload[0] is not None else exp_i) + sign
             n_direct += 1
         elif tag == "try":
             cand, steps, yes = payload
@@ -204,7 +208,7 @@ def _check_block(block, part, given, strategy, composite, last_line, is_last_par
             for st in steps:
                 items.add(_check_step(st, ei, x, part, backward), line)
                 x = st[4]
-                ei = (st[0] if st[0] is not None else ei) + sign
+                ei = (st[0] - part.label_offset if st[0] is not None else ei) + sign
             complete = len(steps) == k and x is not None
             items.add(cand is not None and cand == expected and complete and yes == (x == given), line)
             if yes:

@@ -73,7 +73,7 @@ def test_compositions_chain_their_parts():
 
 
 def test_round_trips_json_and_pickle():
-    for problem in ProblemSet(ALL_KINDS, seed=2, size=100):
+    for problem in [*ProblemSet(ALL_KINDS, seed=2, size=100), *ProblemSet(ALL_KINDS.replace(max_label_offset=9), size=50)]:
         assert Problem.from_json(problem.to_json()) == problem
         assert Problem.from_dict(json.loads(json.dumps(problem.to_dict()))) == problem
         assert pickle.loads(pickle.dumps(problem)) == problem

@@ -304,3 +304,47 @@ def test_composition_structure_is_checked():
     lines[r] = f"result {problem.symbol((problem.parts[0].answer + 1) % 11)}"
     v = verify(problem, "\n".join(lines))
     assert v.first_error_line == r
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_label_offsets_shift_prompt_and_trace_labels(kind):
+    c = config(11, kind, (2, 4), ("add", "sub", "mul", "div"), max_label_offset=10, min_parts=2, max_parts=3)
+    offsets = set()
+    vocab = set(c.vocabulary())
+    for index in range(60):
+        problem = generate(c, 0, index)
+        parts = problem.parts or (problem,)
+        offsets.update(part.label_offset for part in parts)
+        prompt = fe_render(problem)
+        first = parts[0]
+        assert f"step {first.label_offset + 1} : " in prompt
+        for s in STRATEGIES:
+            trace = write_trace(problem, s)
+            assert set((prompt + "\n" + trace).split()) <= vocab
+            v = verify(problem, trace)
+            assert v.correct and v.well_formed and v.strategy == s and v.first_error is None
+            unshifted = write_trace(_without_offsets(problem), s)
+            if any(part.label_offset for part in parts):
+                w = verify(problem, unshifted)
+                assert w.steps_correct < w.steps_checked
+    assert offsets == set(range(11))
+
+
+def fe_render(problem):
+    from ffreason_env import render_prompt
+
+    return render_prompt(problem)
+
+
+def _without_offsets(problem):
+    import dataclasses
+
+    parts = tuple(dataclasses.replace(p, label_offset=0) for p in problem.parts)
+    return dataclasses.replace(problem, label_offset=0, parts=parts)
+
+
+def test_offset_zero_keeps_the_original_stream():
+    base = ProblemConfig(problem_types=["evaluation", "inversion", "composition"])
+    a = [generate(base, 0, i) for i in range(30)]
+    b = [generate(base.replace(max_label_offset=0), 0, i) for i in range(30)]
+    assert a == b and all(p.label_offset == 0 for p in a)

@@ -1,0 +1,183 @@
+"""Tokenizer, models, SFT, generation and evaluation on tiny models built here (nothing is downloaded)."""
+
+import json
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import ffreason_env as fe
+from trainers.evaluation import EvalSettings, evaluate, pass_at_k, summarize, validation_set
+from trainers.generation import generate
+from trainers.models import build_tiny_model, load_model
+from trainers.sft import SFTRunConfig, run_sft
+from trainers.tokenizer import build_tokenizer, missing_words
+
+
+@pytest.fixture(scope="session")
+def micro_dir(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("micro"))
+    build_tiny_model("micro", path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def one_step_run(tmp_path_factory):
+    """A micro model trained on 1-step evaluation problems: a few hundred steps, shared by the session."""
+    out = str(tmp_path_factory.mktemp("one_step"))
+    cfg = SFTRunConfig(
+        out=out, arm="F", model_size="micro", steps_range=(1, 1), problem={"problem_types": ["evaluation"]},
+        examples=6144, epochs=1, batch_size=16, lr=3e-3, warmup_ratio=0.05, eval_n=0, logging_steps=16,
+        max_length=256, seed=0,
+    )
+    summary = run_sft(cfg)
+    return out, summary
+
+
+def test_tokenizer_round_trips_chat_prompt_and_traces(micro_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(micro_dir)
+    for p in (11, 13):
+        config = fe.ProblemConfig(p=p, min_steps=1, max_steps=15, ops=["add", "sub", "mul", "div"],
+                                  problem_types=["evaluation", "inversion", "composition"], max_parts=5)
+        assert missing_words(tok, config) == []
+        for problem in fe.ProblemSet(config, seed=1, size=30):
+            for s in fe.STRATEGIES:
+                messages = [{"role": "user", "content": fe.render_prompt(problem)},
+                            {"role": "assistant", "content": fe.write_trace(problem, s)}]
+                text = tok.apply_chat_template(messages, tokenize=False)
+                ids = tok(text, add_special_tokens=False)["input_ids"]
+                assert tok.unk_token_id not in ids
+                assert tok.decode(ids) == text  # not a character lost or changed
+                prompt_only = tok.apply_chat_template(messages[:1], tokenize=False, add_generation_prompt=True)
+                assert text.startswith(prompt_only)
+                completion = tok(text[len(prompt_only):], add_special_tokens=False)["input_ids"]
+                assert tok.decode(completion, skip_special_tokens=True) == messages[1]["content"]
+
+
+def test_tokenizer_reports_words_it_lacks():
+    tok = build_tokenizer([fe.ProblemConfig(p=11, max_steps=5)])
+    assert missing_words(tok, fe.ProblemConfig(p=13, max_steps=7)) == [
+        "GF(13)", "e11", "e12", "6", "7", "x6", "x7", "add e11", "add e12", "mul e11", "mul e12"
+    ]
+    assert missing_words(build_tokenizer(), fe.ProblemConfig(p=13, max_steps=20, ops=["add", "sub", "mul", "div"])) == []
+    ids = tok("answer \u0435" + "1", add_special_tokens=False)["input_ids"]  # Cyrillic look-alike -> unknown
+    assert tok.unk_token_id in ids
+
+
+def test_save_load_generate(micro_dir):
+    model, tok = load_model(micro_dir)
+    assert type(model).__name__ == "LlamaForCausalLM"
+    prompts = [fe.render_prompt(p) for p in fe.ProblemSet(fe.ProblemConfig(), size=3)]
+    out = generate(model, tok, prompts, max_new_tokens=12)
+    assert [len(o) for o in out] == [1, 1, 1] and all(1 <= c.num_tokens <= 12 for o in out for c in o)
+    again = generate(model, tok, prompts, max_new_tokens=12)
+    assert [o[0].text for o in out] == [o[0].text for o in again]  # greedy is deterministic
+    sampled = generate(model, tok, prompts, num_samples=4, temperature=1.0, max_new_tokens=12)
+    assert [len(o) for o in sampled] == [4, 4, 4]
+    with pytest.raises(ValueError, match="^num_samples"):
+        generate(model, tok, prompts, num_samples=2)
+
+
+def test_missing_model_path_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such directory"):
+        load_model(str(tmp_path / "nope"))
+
+
+def test_sft_lowers_the_loss_and_saves_a_loadable_checkpoint(one_step_run):
+    out, summary = one_step_run
+    losses = [r["loss"] for r in fe.read_jsonl(f"{out}/metrics.jsonl") if r["phase"] == "sft" and "loss" in r]
+    assert len(losses) >= 5
+    assert losses[-1] < 0.5 * losses[0]
+    model, tok = load_model(f"{out}/model")
+    assert summary["optimizer_steps"] == 6144 // 16
+    assert (json.load(open(f"{out}/sft_summary.json"))["train_tokens"]) > 0
+
+
+def test_evaluation_of_a_model_that_learnt_one_step_problems(one_step_run):
+    out, _ = one_step_run
+    model, tok = load_model(f"{out}/model")
+    config = fe.ProblemConfig(min_steps=1, max_steps=1, problem_types=["evaluation"])
+    problems = validation_set(config, 100)
+    report = evaluate(model, tok, problems, EvalSettings(n=100, samples=4), progress=False)
+    greedy, sampled = report["greedy"], report["sampled"]
+    assert greedy["accuracy"] >= 0.6  # measured ~0.9+; chance is 1/11
+    assert greedy["per_kind"]["evaluation"]["strategy"]["forward"] >= 0.9
+    assert sum(greedy["per_kind"]["evaluation"]["strategy"].values()) == pytest.approx(1.0)
+    pk = sampled["pass@k"]
+    assert pk["1"] <= pk["2"] <= pk["4"] and pk["1"] == pytest.approx(sampled["accuracy"])
+
+
+def test_pass_at_k_matches_hand_computed_values():
+    assert pass_at_k(4, 0, 1) == 0.0
+    assert pass_at_k(4, 1, 1) == pytest.approx(0.25)
+    assert pass_at_k(4, 1, 2) == pytest.approx(0.5)  # 1 - C(3,2)/C(4,2) = 1 - 3/6
+    assert pass_at_k(5, 2, 2) == pytest.approx(0.7)  # 1 - C(3,2)/C(5,2) = 1 - 3/10
+    assert pass_at_k(8, 3, 4) == pytest.approx(1 - math.comb(5, 4) / math.comb(8, 4))
+    assert pass_at_k(3, 2, 2) == 1.0
+    with pytest.raises(ValueError):
+        pass_at_k(3, 4, 1)
+
+
+def test_summarize_counts_strategies_per_kind():
+    config = fe.ProblemConfig(min_steps=2, max_steps=2)
+    records = []
+    for problem in fe.ProblemSet(config, size=40):
+        for response in (fe.write_trace(problem, "forward"), fe.write_trace(problem, "backward"), "answer e0"):
+            records.append((problem, fe.verify(problem, response), 1))
+    s = summarize(records)
+    for kind, block in s["per_kind"].items():
+        assert block["strategy"]["forward"] == pytest.approx(1 / 3)
+        assert block["strategy"]["unknown"] == pytest.approx(1 / 3)
+        assert sum(block["strategy"].values()) == pytest.approx(1.0)
+        assert block["accuracy_by_strategy"]["forward"]["accuracy"] == 1.0
+        assert block["aligned"] == pytest.approx(1 / 3)
+
+
+def test_cli_sft_merges_preset_yaml_and_flags(tmp_path, capsys):
+    import yaml
+
+    from trainers.cli import main
+
+    cfg_file = tmp_path / "sft.yaml"
+    cfg_file.write_text("lr: 0.01\nexamples: 32\nepochs: 1\nbatch_size: 8\neval_n: 0\n")
+    out = tmp_path / "run"
+    assert main(["sft", "--preset", "micro", "--config", str(cfg_file), "--examples", "48", "--arm", "B",
+                 "--out", str(out)]) == 0
+    resolved = yaml.safe_load((out / "config.yaml").read_text())
+    assert resolved["examples"] == 48 and resolved["lr"] == 0.01 and resolved["model_size"] == "micro"
+    assert resolved["arm"] == "B" and resolved["batch_size"] == 8
+    assert (out / "model" / "config.json").exists() and list((out / "tb").iterdir())
+    assert f"run directory: {out}" in capsys.readouterr().out
+
+
+def test_cli_rejects_bad_input(tmp_path, capsys):
+    from trainers.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("learning_rate: 0.1\n")
+    with pytest.raises(SystemExit) as e:
+        main(["sft", "--preset", "micro", "--config", str(bad), "--out", str(tmp_path / "r")])
+    assert e.value.code == 2 and "learning_rate: unknown option for SFTRunConfig" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["sft", "--preset", "huge", "--out", str(tmp_path / "r")])
+    assert "preset: 'huge' is not one of" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["eval", str(tmp_path / "missing")])
+    assert "no model in" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["sft", "--model", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r2")])
+    assert "no such directory" in capsys.readouterr().err
+
+
+def test_cli_eval_writes_a_report(one_step_run, capsys):
+    from trainers.cli import main
+
+    out, _ = one_step_run
+    assert main(["eval", out, "--steps-range", "1", "-n", "24", "--problem", '{"problem_types": ["evaluation"]}']) == 0
+    report = json.load(open(f"{out}/eval_1-1.json"))
+    assert report["greedy"]["n"] == 24 and report["steps_range"] == [1, 1]
+    printed = capsys.readouterr().out
+    assert "greedy: accuracy" in printed and "evaluation" in printed

@@ -1,0 +1,187 @@
+"""``ffreason``: the one entry point for training and evaluation runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+__all__ = ["main", "build_parser"]
+
+
+def _steps_range(text: str) -> tuple[int, int]:
+    lo, _, hi = text.partition("-")
+    try:
+        return int(lo), int(hi or lo)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or MIN-MAX, got {text!r}") from None
+
+
+def _json_dict(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({e}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
+def _flags(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    """The options the user actually gave (argparse defaults are None)."""
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+SFT_FLAGS = ("arm", "model", "model_size", "lora", "steps_range", "p", "problem", "examples", "data_seed", "epochs",
+             "lr", "batch_size", "grad_accum", "max_length", "seed", "bf16", "logging_steps", "save_steps", "eval_n",
+             "threads")
+
+
+def _cmd_sft(args: argparse.Namespace) -> int:
+    from .settings import load_yaml, merge
+    from .sft import SFT_PRESETS, SFTRunConfig, run_sft
+
+    from_file = load_yaml(args.config)
+    from_file.pop("command", None)
+    preset = args.preset or from_file.pop("preset", None) or "tiny"
+    from_file.pop("preset", None)
+    if preset not in SFT_PRESETS:
+        raise ValueError(f"preset: {preset!r} is not one of {sorted(SFT_PRESETS)}")
+    flags = _flags(args, SFT_FLAGS)
+    if "steps_range" in from_file:
+        from_file["steps_range"] = tuple(from_file["steps_range"])
+    cfg = merge(SFTRunConfig, SFT_PRESETS[preset], from_file, flags, {"preset": preset, "out": args.out})
+    summary = run_sft(cfg)
+    print(json.dumps(summary, indent=2))
+    print(f"run directory: {cfg.out}")
+    return 0
+
+
+def _model_dir(run_dir: str) -> str:
+    if os.path.isfile(os.path.join(run_dir, "model", "config.json")):
+        return os.path.join(run_dir, "model")
+    if os.path.isfile(os.path.join(run_dir, "config.json")):
+        return run_dir
+    raise FileNotFoundError(f"run_dir: no model in {run_dir!r} (expected {run_dir}/model/config.json)")
+
+
+def _run_problem_settings(run_dir: str) -> dict[str, Any]:
+    path = os.path.join(run_dir, "config.yaml")
+    if not os.path.exists(path):
+        return {}
+    import yaml
+
+    with open(path) as f:
+        data = yaml.safe_load(f) or {}
+    problem = {"p": data.get("p", 11), **(data.get("problem") or {})}
+    problem.pop("max_label_offset", None)  # a training augmentation: evaluate on the task itself
+    return problem
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from ffreason_env import ProblemConfig
+
+    from .evaluation import EvalSettings, evaluate, format_report, validation_set
+    from .models import load_model
+    from .runlog import write_json
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model_dir = _model_dir(args.run_dir)
+    problem = _run_problem_settings(args.run_dir)
+    if args.p is not None:
+        problem["p"] = args.p
+    problem.update(args.problem or {})
+    lo, hi = args.steps_range
+    config = ProblemConfig(**{**problem, "min_steps": lo, "max_steps": hi})
+    settings = EvalSettings(n=args.n, samples=args.samples, temperature=args.temperature,
+                            max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    if settings.n < 1 or settings.samples < 0 or settings.temperature <= 0:
+        raise ValueError("n: expected n >= 1, samples >= 0 and temperature > 0")
+    device = "cuda" if torch.cuda.is_available() else None
+    model, tokenizer = load_model(model_dir, device=device)
+    report = evaluate(model, tokenizer, validation_set(config, settings.n, settings.seed), settings)
+    report.update(model=model_dir, steps_range=[lo, hi], problem_config=config.to_dict())
+    out = args.out or os.path.join(args.run_dir, f"eval_{lo}-{hi}.json")
+    write_json(out, report)
+    print(format_report(report, title=f"{model_dir}: {settings.n} problems, steps {lo}-{hi}"))
+    print(f"report: {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ffreason",
+        description="Train and evaluate language models on the ffreason finite-field environments.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser(
+        "sft", help="supervised fine-tuning on an arm's traces (TRL SFTTrainer)",
+        description="Supervised fine-tuning on the study's arms. Values come from the preset, then the YAML "
+                    "--config file, then the flags given here (later wins).",
+    )
+    s.add_argument("--out", required=True, help="run directory (model/, metrics.jsonl, tb/, config.yaml)")
+    s.add_argument("--config", help="YAML file of SFTRunConfig fields (e.g. lr: 1e-3)")
+    s.add_argument("--preset", help="micro | tiny | small (from-scratch model on CPU) | qwen1.5b (the study's); default tiny")
+    s.add_argument("--arm", choices=["F", "B", "FB"], help="F: forward traces, B: backward, FB: a coin per example")
+    s.add_argument("--model", help="checkpoint directory or hub id (e.g. Qwen/Qwen2.5-1.5B-Instruct)")
+    s.add_argument("--model-size", help="size of the from-scratch model when --model is not given (micro|tiny|small)")
+    s.add_argument("--lora", action=argparse.BooleanOptionalAction, default=None,
+                   help="train a LoRA adapter (r=64, alpha=128, dropout 0.05) and merge it")
+    s.add_argument("--steps-range", type=_steps_range, metavar="N|MIN-MAX", help="ops per problem, e.g. 2-5")
+    s.add_argument("--p", type=int, help="prime of the field")
+    s.add_argument("--problem", type=_json_dict, help='extra ProblemConfig fields as JSON, e.g. \'{"problem_types": ["composition"]}\'')
+    s.add_argument("--examples", type=int, help="number of distinct training examples")
+    s.add_argument("--data-seed", type=int, help="problem stream of the training data")
+    s.add_argument("--epochs", type=float, help="passes over the examples")
+    s.add_argument("--lr", type=float, help="peak learning rate (AdamW, cosine schedule)")
+    s.add_argument("--batch-size", type=int, help="sequences per optimizer step (per device)")
+    s.add_argument("--grad-accum", type=int, help="gradient accumulation steps")
+    s.add_argument("--max-length", type=int, help="truncate sequences to this many tokens")
+    s.add_argument("--seed", type=int, help="seed of initialisation and data order")
+    s.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bfloat16 training (GPU)")
+    s.add_argument("--logging-steps", type=int, help="log metrics every N steps")
+    s.add_argument("--save-steps", type=int, help="resumable checkpoint every N steps (0: end only)")
+    s.add_argument("--eval-n", type=int, help="held-out problems evaluated greedily after training (0: skip)")
+    s.add_argument("--threads", type=int, help="torch CPU threads")
+    s.set_defaults(func=_cmd_sft)
+
+    e = sub.add_parser(
+        "eval", help="accuracy, pass@k and strategy use of a trained model",
+        description="Evaluate RUN_DIR/model on a fixed validation set: greedy accuracy overall / per kind / per step "
+                    "count, strategy fractions per kind, accuracy per (kind, strategy); with --samples k also "
+                    "pass@k and sampled strategy fractions. Writes JSON and prints a table.",
+    )
+    e.add_argument("run_dir", help="a run directory (with model/) or a model directory")
+    e.add_argument("--steps-range", type=_steps_range, default=(6, 9), metavar="N|MIN-MAX",
+                   help="ops per problem of the validation set (default 6-9)")
+    e.add_argument("-n", type=int, default=500, help="validation problems (default %(default)s)")
+    e.add_argument("--samples", type=int, default=0, help="sampled completions per problem for pass@k (default 0)")
+    e.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default %(default)s)")
+    e.add_argument("--max-new-tokens", type=int, default=None, help="generation budget (default: fits the longest reference trace)")
+    e.add_argument("--batch-size", type=int, default=64, help="sequences per generate call (default %(default)s)")
+    e.add_argument("--p", type=int, default=None, help="prime (default: the run's)")
+    e.add_argument("--problem", type=_json_dict, default=None, help="extra ProblemConfig fields as JSON")
+    e.add_argument("--out", default=None, help="report path (default RUN_DIR/eval_MIN-MAX.json)")
+    e.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    e.set_defaults(func=_cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as e:
+        parser.error(str(e))
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""Evaluation: accuracy, pass@k and strategy use of a model on fixed validation sets.
+
+A library function first (:func:`evaluate`, also called by the RL trainers
+every ``eval_every`` steps), a command second (``ffreason eval``). Verdicts and
+strategy labels come from ``ffreason_env.verify`` only.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from math import comb
+from typing import Any, Iterable, Sequence
+
+from ffreason_env import Problem, ProblemConfig, generate, render_prompt, verify, write_trace
+
+from .generation import generate as sample
+
+__all__ = [
+    "VALIDATION_SEED",
+    "EvalSettings",
+    "validation_set",
+    "pass_at_k",
+    "summarize",
+    "evaluate",
+    "format_report",
+    "reference_max_tokens",
+]
+
+VALIDATION_SEED = 1_000_003
+"""Problem stream of validation sets; training data uses small seeds, so the streams differ."""
+STRATEGY_LABELS = ("forward", "backward", "mixed", "unknown")
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    n: int = 500
+    samples: int = 0
+    """Sampled completions per problem for pass@k and strategy fractions (0: greedy only)."""
+    temperature: float = 1.0
+    max_new_tokens: int | None = None
+    """None: 1.25x the longest reference trace of the set (in the model's tokens)."""
+    batch_size: int = 64
+    seed: int = VALIDATION_SEED
+
+
+def validation_set(config: ProblemConfig, n: int, seed: int = VALIDATION_SEED) -> list[Problem]:
+    return [generate(config, seed, i) for i in range(n)]
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct (Chen et al., 2021)."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass_at_k: need 0 <= c <= n and 1 <= k <= n, got n={n} c={c} k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - comb(n - c, k) / comb(n, k)
+
+
+def reference_max_tokens(tokenizer, problems: Sequence[Problem], margin: float = 1.25) -> int:
+    """A generation budget that fits the longest correct response of either strategy."""
+    longest = 0
+    for problem in problems:
+        parts = problem.parts or (problem,)
+        for s in ("forward", "backward"):
+            trace = write_trace(problem, [s] * len(parts) if problem.parts else s)
+            longest = max(longest, len(tokenizer(trace, add_special_tokens=False)["input_ids"]))
+    return int(longest * margin) + 8
+
+
+def summarize(records: Iterable[tuple[Problem, Any, int]]) -> dict[str, Any]:
+    """Accuracy and strategy use of ``(problem, verdict, num_tokens)`` records.
+
+    Per kind: accuracy, the fraction of responses using each strategy (the
+    fractions add up to 1), the aligned fraction, and accuracy per strategy used.
+    """
+    records = list(records)
+    out: dict[str, Any] = {"n": len(records)}
+    if not records:
+        return out
+    out["accuracy"] = sum(v.correct for _, v, _ in records) / len(records)
+    out["well_formed"] = sum(v.well_formed for _, v, _ in records) / len(records)
+    out["aligned"] = sum(v.aligned for _, v, _ in records) / len(records)
+    out["mean_tokens"] = sum(t for _, _, t in records) / len(records)
+    by_kind: dict[str, list] = defaultdict(list)
+    by_steps: dict[int, list] = defaultdict(list)
+    for r in records:
+        by_kind[r[0].kind].append(r)
+        by_steps[r[0].num_steps].append(r)
+    out["per_kind"] = {}
+    for kind, rs in sorted(by_kind.items()):
+        labels = [v.strategy for _, v, _ in rs]
+        per_strategy = {}
+        for s in STRATEGY_LABELS:
+            used = [v for _, v, _ in rs if v.strategy == s]
+            if used:
+                per_strategy[s] = {"n": len(used), "accuracy": sum(v.correct for v in used) / len(used)}
+        out["per_kind"][kind] = {
+            "n": len(rs),
+            "accuracy": sum(v.correct for _, v, _ in rs) / len(rs),
+            "aligned": sum(v.aligned for _, v, _ in rs) / len(rs),
+            "strategy": {s: labels.count(s) / len(rs) for s in STRATEGY_LABELS if kind == "composition" or s != "mixed"},
+            "accuracy_by_strategy": per_strategy,
+            "mean_tokens": sum(t for _, _, t in rs) / len(rs),
+        }
+    out["per_steps"] = {
+        str(k): {"n": len(rs), "accuracy": sum(v.correct for _, v, _ in rs) / len(rs)} for k, rs in sorted(by_steps.items())
+    }
+    return out
+
+
+def evaluate(model, tokenizer, problems: Sequence[Problem], settings: EvalSettings = EvalSettings(), progress: bool = True) -> dict[str, Any]:
+    """Greedy accuracy and strategy use; with ``settings.samples = k``, also pass@1..k and sampled strategy use."""
+    prompts = [render_prompt(p) for p in problems]
+    max_new = settings.max_new_tokens or reference_max_tokens(tokenizer, problems)
+    report: dict[str, Any] = {"max_new_tokens": max_new}
+    greedy = sample(model, tokenizer, prompts, max_new_tokens=max_new, batch_size=settings.batch_size,
+                    progress=progress, desc="eval greedy")
+    report["greedy"] = summarize((p, verify(p, c[0].text), c[0].num_tokens) for p, c in zip(problems, greedy))
+    if settings.samples > 0:
+        import torch
+
+        torch.manual_seed(settings.seed)
+        sampled = sample(model, tokenizer, prompts, num_samples=settings.samples, temperature=settings.temperature,
+                         max_new_tokens=max_new, batch_size=settings.batch_size, progress=progress, desc="eval sampled")
+        records, correct_counts = [], []
+        for p, cs in zip(problems, sampled):
+            verdicts = [verify(p, c.text) for c in cs]
+            records += [(p, v, c.num_tokens) for v, c in zip(verdicts, cs)]
+            correct_counts.append(sum(v.correct for v in verdicts))
+        block = summarize(records)
+        ks = sorted({k for k in (1, 2, 4, 8, 16, 32, 64) if k <= settings.samples} | {settings.samples})
+        block["pass@k"] = {
+            str(k): sum(pass_at_k(settings.samples, c, k) for c in correct_counts) / len(correct_counts) for k in ks
+        }
+        block["temperature"] = settings.temperature
+        block["samples"] = settings.samples
+        report["sampled"] = block
+    return report
+
+
+def format_report(report: dict[str, Any], title: str = "") -> str:
+    """A plain-text table of an :func:`evaluate` report."""
+    lines = [title] if title else []
+    for mode in ("greedy", "sampled"):
+        block = report.get(mode)
+        if not block or not block.get("n"):
+            continue
+        head = f"{mode}: accuracy {block['accuracy']:.3f} on {block['n']} responses"
+        if mode == "sampled":
+            head += f" (T={block['temperature']}); " + " ".join(f"pass@{k} {v:.3f}" for k, v in block["pass@k"].items())
+        lines.append(head)
+        lines.append(f"  {'kind':<12} {'n':>5} {'acc':>6} {'fwd':>6} {'bwd':>6} {'unk':>6}  acc|fwd acc|bwd")
+        for kind, b in block["per_kind"].items():
+            st, by = b["strategy"], b["accuracy_by_strategy"]
+            acc_f = f"{by['forward']['accuracy']:.3f}" if "forward" in by else "  -  "
+            acc_b = f"{by['backward']['accuracy']:.3f}" if "backward" in by else "  -  "
+            lines.append(
+                f"  {kind:<12} {b['n']:>5} {b['accuracy']:>6.3f} {st['forward']:>6.3f} {st['backward']:>6.3f} "
+                f"{st['unknown']:>6.3f}  {acc_f:>7} {acc_b:>7}"
+            )
+        lines.append("  by steps: " + "  ".join(f"{k}:{b['accuracy']:.2f}" for k, b in block["per_steps"].items()))
+    return "\n".join(lines)

@@ -1,0 +1,111 @@
+"""Models: a tiny from-scratch Llama for CPU, or any Hugging Face checkpoint, through one loader.
+
+The tiny model is a standard ``LlamaForCausalLM`` (not Qwen2: its tokenizer
+class would rewrite a custom vocabulary) over :mod:`trainers.tokenizer`'s
+word-level vocabulary, built from a named size preset and saved with
+``save_pretrained``, so everything downstream loads it exactly like a hub
+checkpoint such as ``Qwen/Qwen2.5-1.5B-Instruct``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+__all__ = ["PRESETS", "ModelPreset", "LoraSpec", "STUDY_LORA", "build_tiny_model", "load_model", "is_local_path"]
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    max_position_embeddings: int = 2048
+
+
+PRESETS: dict[str, ModelPreset] = {
+    "micro": ModelPreset(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256),
+    "tiny": ModelPreset(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512),
+    "small": ModelPreset(hidden_size=256, num_hidden_layers=6, num_attention_heads=8, intermediate_size=1024),
+}
+"""Sizes of the from-scratch model: ``micro`` for tests, ``tiny`` for CPU runs, ``small`` for more capacity."""
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    r: int = 64
+    alpha: int = 128
+    dropout: float = 0.05
+    target_modules: str = "all-linear"
+
+
+STUDY_LORA = LoraSpec()
+"""The study's adapter: r=64, alpha=128, dropout 0.05."""
+
+
+def build_tiny_model(preset: str, out_dir: str, seed: int = 0, vocab_configs=None):
+    """Build a fresh model + tokenizer from ``preset``, save both to ``out_dir``, return them."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from .tokenizer import build_tokenizer
+
+    if preset not in PRESETS:
+        raise ValueError(f"preset: {preset!r} is not one of {sorted(PRESETS)}")
+    size = PRESETS[preset]
+    tokenizer = build_tokenizer(vocab_configs, model_max_length=size.max_position_embeddings)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        num_key_value_heads=size.num_attention_heads,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+        tie_word_embeddings=True,
+        **asdict(size),
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.bos_token_id = None
+    os.makedirs(out_dir, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return model, tokenizer
+
+
+def is_local_path(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or os.path.exists(name)
+
+
+def load_model(name_or_path: str, lora: LoraSpec | None = None, dtype: str = "auto", device: str | None = None):
+    """``(model, tokenizer)`` from a local directory or a hub id, optionally wrapped in a LoRA adapter."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if is_local_path(name_or_path) and not os.path.isdir(os.path.expanduser(name_or_path)):
+        raise FileNotFoundError(f"model: no such directory {name_or_path!r}")
+    path = os.path.expanduser(name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+    if device is not None:
+        model.to(device)
+    if lora is not None:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=lora.r,
+                lora_alpha=lora.alpha,
+                lora_dropout=lora.dropout,
+                target_modules=lora.target_modules,
+                task_type="CAUSAL_LM",
+            ),
+        )
+    return model, tokenizer

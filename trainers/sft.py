@@ -1,0 +1,200 @@
+"""Supervised fine-tuning on the study's arms (F, B, FB) with TRL's SFTTrainer.
+
+Loss on completion tokens only (TRL's prompt-completion format with the chat
+template). Writes to RUN_DIR: ``config.yaml`` (resolved), ``metrics.jsonl``,
+``tb/`` (TensorBoard), ``model/`` (the checkpoint ``ffreason eval`` and the RL
+trainers load) and ``eval_sft.json`` (greedy accuracy on held-out problems of
+the training distribution).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ffreason_env import ARMS, ProblemConfig, sft_records
+
+from .settings import to_dict
+
+__all__ = ["SFTRunConfig", "SFT_PRESETS", "run_sft", "problem_config"]
+
+
+@dataclass
+class SFTRunConfig:
+    out: str = ""
+    """Run directory (required)."""
+    arm: str = "FB"
+    """F (forward traces only), B (backward only) or FB (a coin per example)."""
+    preset: str = "tiny"
+    model: str | None = None
+    """Checkpoint directory or hub id to start from; None builds ``model_size`` from scratch."""
+    model_size: str = "tiny"
+    lora: bool = False
+    """Train a LoRA adapter (r=64, alpha=128, dropout 0.05, as in the study) and merge it when done."""
+    steps_range: tuple[int, int] = (2, 5)
+    p: int = 11
+    problem: dict[str, Any] = field(default_factory=dict)
+    """Extra ProblemConfig fields (e.g. problem_types with composition)."""
+    examples: int = 2048
+    data_seed: int = 0
+    epochs: float = 20.0
+    lr: float = 2e-4
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    batch_size: int = 16
+    grad_accum: int = 1
+    max_length: int = 2048
+    seed: int = 0
+    bf16: bool = False
+    logging_steps: int = 10
+    save_steps: int = 0
+    """Save a resumable checkpoint every N optimizer steps (0: only at the end)."""
+    eval_n: int = 200
+    """Greedy evaluation on this many held-out problems of the training distribution (0 skips it)."""
+    threads: int | None = None
+
+    def validate(self) -> None:
+        if not self.out:
+            raise ValueError("out: a run directory is required")
+        if self.arm not in ARMS:
+            raise ValueError(f"arm: {self.arm!r} is not one of {sorted(ARMS)}")
+        from .models import PRESETS
+
+        if self.model is None and self.model_size not in PRESETS:
+            raise ValueError(f"model_size: {self.model_size!r} is not one of {sorted(PRESETS)}")
+        for name in ("examples", "batch_size", "grad_accum", "max_length", "logging_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        if self.epochs <= 0 or self.lr <= 0:
+            raise ValueError(f"epochs/lr: expected > 0, got epochs={self.epochs} lr={self.lr}")
+        problem_config(self)  # validates steps_range, p and problem
+
+
+SFT_PRESETS: dict[str, dict[str, Any]] = {
+    "micro": dict(model_size="micro", examples=256, epochs=1, batch_size=16, lr=3e-3, eval_n=0, max_length=512),
+    "tiny": dict(model_size="tiny", examples=16384, epochs=2, batch_size=16, lr=1e-3, warmup_ratio=0.02,
+                 max_length=1024, problem={"max_label_offset": 10}),
+    "small": dict(model_size="small", examples=16384, epochs=2, batch_size=16, lr=5e-4, warmup_ratio=0.02,
+                  max_length=1024, problem={"max_label_offset": 10}),
+    "qwen1.5b": dict(
+        model="Qwen/Qwen2.5-1.5B-Instruct", lora=True, examples=2048, epochs=20, batch_size=16, lr=2e-4,
+        bf16=True, max_length=2048, eval_n=500,
+    ),
+}
+"""Hyper-parameter bundles: ``qwen1.5b`` is the study's SFT (LoRA r64/alpha128, 20 epochs, lr 2e-4,
+batch 16, 2048 examples); the others train the from-scratch model on a CPU."""
+
+
+def problem_config(cfg: SFTRunConfig) -> ProblemConfig:
+    lo, hi = cfg.steps_range
+    return ProblemConfig(**{"p": cfg.p, "min_steps": lo, "max_steps": hi, **cfg.problem})
+
+
+def _conversations(records):
+    for r in records:
+        yield {
+            "prompt": [{"role": "user", "content": r["prompt"]}],
+            "completion": [{"role": "assistant", "content": r["completion"]}],
+        }
+
+
+def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
+    """Train, save ``RUN_DIR/model``, evaluate; return a summary dict (also in ``RUN_DIR/sft_summary.json``)."""
+    import torch
+    import yaml
+    from datasets import Dataset
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers import set_seed
+    from transformers.integrations import TensorBoardCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from .evaluation import EvalSettings, evaluate, format_report, validation_set
+    from .models import STUDY_LORA, build_tiny_model, load_model
+    from .runlog import MetricsCallback, MetricsLog, write_json
+    from .tokenizer import missing_words
+
+    cfg.validate()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    os.makedirs(cfg.out, exist_ok=True)
+    with open(os.path.join(cfg.out, "config.yaml"), "w") as f:
+        yaml.safe_dump({"command": "sft", **to_dict(cfg)}, f, sort_keys=False)
+    set_seed(cfg.seed)
+    pconfig = problem_config(cfg)
+
+    if cfg.model is None:
+        model, tokenizer = build_tiny_model(cfg.model_size, os.path.join(cfg.out, "init"), seed=cfg.seed)
+    else:
+        model, tokenizer = load_model(cfg.model, lora=STUDY_LORA if cfg.lora else None,
+                                      dtype="bfloat16" if cfg.bf16 else "auto")
+    missing = missing_words(tokenizer, pconfig)
+    if missing:
+        raise ValueError(f"model: the tokenizer of {cfg.model or cfg.model_size} cannot encode task words {missing[:10]}")
+
+    dataset = Dataset.from_list(list(_conversations(sft_records(pconfig, cfg.arm, cfg.data_seed, cfg.examples))))
+    on_gpu = torch.cuda.is_available()
+    args = SFTConfig(
+        output_dir=os.path.join(cfg.out, "checkpoints"),
+        num_train_epochs=cfg.epochs,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.lr,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps" if cfg.save_steps else "no",
+        save_steps=cfg.save_steps or 500,
+        report_to="none",
+        bf16=cfg.bf16,
+        fp16=False,
+        gradient_checkpointing=False,
+        max_length=cfg.max_length,
+        seed=cfg.seed,
+        data_seed=cfg.data_seed,
+        use_cpu=not on_gpu,
+        train_sampling_strategy="group_by_length",
+        dataloader_num_workers=0,
+        completion_only_loss=True,
+    )
+    log = MetricsLog(cfg.out)
+    tb = SummaryWriter(os.path.join(cfg.out, "tb"))
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=[MetricsCallback(log, "sft"), TensorBoardCallback(tb_writer=tb)],
+    )
+    n_tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
+    start = time.perf_counter()
+    trainer.train()
+    wall = time.perf_counter() - start
+    model = trainer.model
+    if cfg.lora:
+        model = model.merge_and_unload()
+    model_dir = os.path.join(cfg.out, "model")
+    model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    epochs_done = trainer.state.epoch or cfg.epochs
+    summary = {
+        "arm": cfg.arm,
+        "train_seconds": wall,
+        "train_tokens": int(n_tokens * epochs_done),
+        "tokens_per_second": n_tokens * epochs_done / wall,
+        "optimizer_steps": trainer.state.global_step,
+        "final_loss": next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None),
+    }
+    if cfg.eval_n:
+        problems = validation_set(pconfig.replace(max_label_offset=0), cfg.eval_n)  # the task itself, labels from 1
+        report = evaluate(model, tokenizer, problems, EvalSettings(n=cfg.eval_n))
+        write_json(os.path.join(cfg.out, "eval_sft.json"), report)
+        summary["greedy_accuracy"] = report["greedy"]["accuracy"]
+        print(format_report(report, title=f"SFT arm {cfg.arm}, {len(problems)} held-out problems, steps {cfg.steps_range}"))
+    log.write(trainer.state.global_step, "sft_summary", {k: v for k, v in summary.items() if isinstance(v, (int, float))})
+    write_json(os.path.join(cfg.out, "sft_summary.json"), summary)
+    tb.close()
+    return summary
