@@ -15,10 +15,10 @@ from .prompts import render_prompt
 from .traces import ALIGNED, STRATEGIES, write_trace
 from .verifier import verify
 
-__all__ = ["main", "add_config_args", "config_from_args"]
+__all__ = ["main", "add_config_args", "config_from_args", "steps_range_arg"]
 
 
-def _steps_range(text: str) -> tuple[int, int]:
+def steps_range_arg(text: str) -> tuple[int, int]:
     lo, _, hi = text.partition("-")
     try:
         return int(lo), int(hi or lo)
@@ -39,7 +39,7 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("problem config")
     g.add_argument("--p", type=int, default=d.p, help="prime order of the field (default %(default)s)")
     g.add_argument(
-        "--steps", type=_steps_range, default=(d.min_steps, d.max_steps), metavar="N|MIN-MAX",
+        "--steps", type=steps_range_arg, default=(d.min_steps, d.max_steps), metavar="N|MIN-MAX",
         help="operations per chain (per part for compositions), e.g. 3 or 2-5 (default 2-5)",
     )
     g.add_argument(
@@ -50,7 +50,7 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated problem types from {','.join(KINDS)} (default %(default)s)",
     )
     g.add_argument("--weights", type=_weights, default=None, help="mix weights, one per kind, e.g. 3,1")
-    g.add_argument("--parts", type=_steps_range, default=(d.min_parts, d.max_parts), metavar="N|MIN-MAX",
+    g.add_argument("--parts", type=steps_range_arg, default=(d.min_parts, d.max_parts), metavar="N|MIN-MAX",
                    help="parts per composition (default 2-3)")
     g.add_argument("--part-kinds", default=",".join(d.part_types),
                    help=f"kinds of composition parts, from {','.join(PART_KINDS)} (default %(default)s)")

@@ -182,13 +182,13 @@ class EvaluationEnv(FFReasonEnv):
     >>> prompt, info = env.reset(seed=0)
     >>> print(prompt)
     evaluation over GF(11)
-    step 1 : add e9
-    step 2 : mul e6
+    step 1 add e9
+    step 2 mul e6
     given x0 = e5 , find x2
     >>> problem = ffreason_env.Problem.from_dict(info["problem"])
     >>> print(ffreason_env.write_trace(problem, "forward"))
-    step 1 : e5 add e9 = e3
-    step 2 : e3 mul e6 = e7
+    step 1 add e9 : e5 -> e3
+    step 2 mul e6 : e3 -> e7
     answer e7
     >>> _, reward, terminated, truncated, info = env.step(ffreason_env.write_trace(problem, "forward"))
     >>> reward, terminated, info["strategy"]

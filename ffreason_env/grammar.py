@@ -12,11 +12,11 @@ __all__ = ["KEYWORDS", "vocabulary", "is_reserved"]
 
 STEP, TRY, YES, NO = "step", "try", "yes", "no"
 ANSWER, PART, RESULT = "answer", "part", "result"
-COLON, EQUALS, SEMI, COMMA = ":", "=", ";", ","
+COLON, EQUALS, SEMI, COMMA, ARROW = ":", "=", ";", ",", "->"
 PROMPT_WORDS = ("evaluation", "inversion", "composition", "over", "of", "parts", "given", "find")
 
 KEYWORDS: frozenset[str] = frozenset(
-    (STEP, TRY, YES, NO, ANSWER, PART, RESULT, COLON, EQUALS, SEMI, COMMA, *PROMPT_WORDS, *OPS)
+    (STEP, TRY, YES, NO, ANSWER, PART, RESULT, COLON, EQUALS, SEMI, COMMA, ARROW, *PROMPT_WORDS, *OPS)
 )
 
 
@@ -42,5 +42,5 @@ def vocabulary(symbols: tuple[str, ...], p: int, max_steps: int, max_parts: int 
     """Every word a prompt or trace can contain for these settings, in a stable order."""
     numbers = [str(i) for i in range(1, max(max_steps, max_parts) + 1)]
     variables = [variable(i) for i in range(max_steps + 1)]
-    fixed = [STEP, TRY, YES, NO, ANSWER, PART, RESULT, COLON, EQUALS, SEMI, COMMA, *PROMPT_WORDS, *OPS]
+    fixed = [STEP, TRY, YES, NO, ANSWER, PART, RESULT, COLON, EQUALS, SEMI, COMMA, ARROW, *PROMPT_WORDS, *OPS]
     return [*fixed, field_word(p), *symbols, *numbers, *variables]

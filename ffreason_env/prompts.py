@@ -3,8 +3,8 @@
 Evaluation (ops listed in order, x0 given)::
 
     evaluation over GF(11)
-    step 1 : add e5
-    step 2 : mul e2
+    step 1 add e5
+    step 2 mul e2
     given x0 = e3 , find x2
 
 Inversion: the same with ``given x2 = e4 , find x0``. A composition lists its
@@ -22,7 +22,7 @@ __all__ = ["render_prompt"]
 def _part_lines(part: Problem, given: str) -> list[str]:
     o = part.label_offset
     first, last = variable(o), variable(o + len(part.ops))
-    lines = [f"step {i} : {op} {part.symbol(c)}" for i, (op, c) in enumerate(part.ops, start=o + 1)]
+    lines = [f"step {i} {op} {part.symbol(c)}" for i, (op, c) in enumerate(part.ops, start=o + 1)]
     if part.kind == "evaluation":
         lines.append(f"given {first} = {given} , find {last}")
     else:

@@ -2,8 +2,8 @@
 
 Grammar (one item per line, words separated by single spaces)::
 
-    step I : A OP C = B                     a direct step: A OP C is B, op number I
-    try X : I A OP C = B ; ... ; yes|no     a search line: candidate X run through the chain
+    step I OP C : A -> B                    a direct step: op number I, written OP C, takes A to B
+    try X : I OP C : A -> B ; ... ; yes|no  a search line: candidate X run through the chain
     part N                                  (compositions) start of part N
     result X                                (compositions) part's result
     answer X                                the final answer, always the last line
@@ -14,6 +14,10 @@ steps from the given value (forward/evaluation, backward/inversion); on the
 other kind it searches: it tries candidates in symbol order, runs each through
 the chain in its own direction, compares with the given value, and stops at the
 first match.
+
+A step opens with the op's label and the op exactly as the prompt lists them
+(``step 1 add e5``), so finding "op number i" in the prompt is one look-up
+keyed on the label: what lets a small transformer align steps with ops.
 """
 
 from __future__ import annotations
@@ -34,8 +38,8 @@ def aligned_strategy(kind: str) -> str:
     return ALIGNED[kind]
 
 
-def _chain(part: Problem, strategy: str, x: int, sym) -> tuple[list[tuple[int, str]], int]:
-    """The steps (index, "A OP C = B") of running ``x`` through the chain in ``strategy``'s direction."""
+def _chain(part: Problem, strategy: str, x: int, sym) -> tuple[list[str], int]:
+    """The steps "I OP C : A -> B" of running ``x`` through the chain in ``strategy``'s direction."""
     p, k = part.p, len(part.ops)
     if strategy == "forward":
         order = range(1, k + 1)
@@ -47,7 +51,7 @@ def _chain(part: Problem, strategy: str, x: int, sym) -> tuple[list[tuple[int, s
         if strategy == "backward":
             op = INVERSE[op]
         y = apply(op, c, x, p)
-        steps.append((i + part.label_offset, f"{sym(x)} {op} {sym(c)} = {sym(y)}"))
+        steps.append(f"{i + part.label_offset} {op} {sym(c)} : {sym(x)} -> {sym(y)}")
         x = y
     return steps, x
 
@@ -56,12 +60,12 @@ def _part_trace(part: Problem, strategy: str, given: int) -> tuple[list[str], in
     sym = part.symbol
     if ALIGNED[part.kind] == strategy:
         steps, x = _chain(part, strategy, given, sym)
-        return [f"step {i} : {s}" for i, s in steps], x
+        return [f"step {s}" for s in steps], x
     lines = []
     for candidate in part.symbols.search_order:
         steps, x = _chain(part, strategy, candidate, sym)
         hit = x == given
-        chain = "".join(f"{i} {s} ; " for i, s in steps)
+        chain = "".join(f"{s} ; " for s in steps)
         lines.append(f"try {sym(candidate)} : {chain}{'yes' if hit else 'no'}")
         if hit:
             return lines, candidate

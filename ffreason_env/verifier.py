@@ -80,28 +80,29 @@ def _index(tok: str) -> int | None:
     return None
 
 
-def _step(i: str, a: str, op: str, c: str, b: str, value_of: dict[str, int]):
-    """Parse the words of ``I A OP C = B``; a None marks a word that is not what it should be."""
-    return (_index(i), value_of.get(a), op if op in _OPS else None, value_of.get(c), value_of.get(b))
+def _step(t: list[str], s: int, value_of: dict[str, int]):
+    """Parse ``I OP C : A -> B`` at t[s:s+7] into (I, A, OP, C, B); a None marks a word that is not what it should be."""
+    op = t[s + 1]
+    return (_index(t[s]), value_of.get(t[s + 4]), op if op in _OPS else None, value_of.get(t[s + 2]), value_of.get(t[s + 6]))
 
 
 def _parse(t: list[str], value_of: dict[str, int]):
     """One line's words -> (tag, payload, syntax_ok), or None for a line outside the grammar."""
     head, n = t[0], len(t)
     if head == "step":
-        if n == 8 and t[2] == ":" and t[6] == "=":
-            st = _step(t[1], t[3], t[4], t[5], t[7], value_of)
+        if n == 8 and t[4] == ":" and t[6] == "->":
+            st = _step(t, 1, value_of)
             return ("step", st, None not in st)
         return None
     if head == "try":
-        if n < 4 or t[2] != ":" or t[-1] not in _VERDICTS or (n - 4) % 7:
+        if n < 4 or t[2] != ":" or t[-1] not in _VERDICTS or (n - 4) % 8:
             return None
         steps = []
         ok = True
-        for s in range(3, n - 1, 7):
-            if t[s + 4] != "=" or t[s + 6] != ";":
+        for s in range(3, n - 1, 8):
+            if t[s + 3] != ":" or t[s + 5] != "->" or t[s + 7] != ";":
                 return None
-            st = _step(t[s], t[s + 1], t[s + 2], t[s + 3], t[s + 5], value_of)
+            st = _step(t, s, value_of)
             ok = ok and None not in st
             steps.append(st)
         cand = value_of.get(t[1])

@@ -24,12 +24,12 @@ def micro_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def one_step_run(tmp_path_factory):
-    """A micro model trained on 1-step evaluation problems: a few hundred steps, shared by the session."""
+    """A tiny model trained on 1-step evaluation problems for 480 steps, shared by the session."""
     out = str(tmp_path_factory.mktemp("one_step"))
     cfg = SFTRunConfig(
-        out=out, arm="F", model_size="micro", steps_range=(1, 1), problem={"problem_types": ["evaluation"]},
-        examples=6144, epochs=1, batch_size=16, lr=3e-3, warmup_ratio=0.05, eval_n=0, logging_steps=16,
-        max_length=256, seed=0,
+        out=out, arm="F", model_size="tiny", steps_range=(1, 1), problem={"problem_types": ["evaluation"]},
+        examples=15360, epochs=1, batch_size=32, lr=1e-3, lr_scheduler="constant", warmup_ratio=0.0, eval_n=0,
+        logging_steps=40, max_length=256, seed=0,
     )
     summary = run_sft(cfg)
     return out, summary
@@ -60,7 +60,7 @@ def test_tokenizer_round_trips_chat_prompt_and_traces(micro_dir):
 def test_tokenizer_reports_words_it_lacks():
     tok = build_tokenizer([fe.ProblemConfig(p=11, max_steps=5)])
     assert missing_words(tok, fe.ProblemConfig(p=13, max_steps=7)) == [
-        "GF(13)", "e11", "e12", "6", "7", "x6", "x7", "add e11", "add e12", "mul e11", "mul e12"
+        "GF(13)", "e11", "e12", "6", "7", "x6", "x7"
     ]
     assert missing_words(build_tokenizer(), fe.ProblemConfig(p=13, max_steps=20, ops=["add", "sub", "mul", "div"])) == []
     ids = tok("answer \u0435" + "1", add_special_tokens=False)["input_ids"]  # Cyrillic look-alike -> unknown
@@ -92,7 +92,7 @@ def test_sft_lowers_the_loss_and_saves_a_loadable_checkpoint(one_step_run):
     assert len(losses) >= 5
     assert losses[-1] < 0.5 * losses[0]
     model, tok = load_model(f"{out}/model")
-    assert summary["optimizer_steps"] == 6144 // 16
+    assert summary["optimizer_steps"] == 15360 // 32
     assert (json.load(open(f"{out}/sft_summary.json"))["train_tokens"]) > 0
 
 

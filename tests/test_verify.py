@@ -66,15 +66,15 @@ def _propagate_error(problem, trace, j):
     """Make direct step j compute a wrong value and carry it through the rest, like a real slip."""
     lines = trace.splitlines()
     steps = lines[:-1]
-    words = steps[j].split()
+    words = steps[j].split()  # step I OP C : A -> B
     wrong = (problem.value(words[7]) + 1) % problem.p
     words[7] = problem.symbol(wrong)
     steps[j] = " ".join(words)
     x = wrong
     for i in range(j + 1, len(steps)):
         w = steps[i].split()
-        y = gf_reference.forward([(w[4], problem.value(w[5]))], x, problem.p)
-        w[3], w[7] = problem.symbol(x), problem.symbol(y)
+        y = gf_reference.forward([(w[2], problem.value(w[3]))], x, problem.p)
+        w[5], w[7] = problem.symbol(x), problem.symbol(y)
         steps[i] = " ".join(w)
         x = y
     return "\n".join([*steps, f"answer {problem.symbol(x)}"])
@@ -96,10 +96,10 @@ def test_a_slip_in_a_direct_step_is_not_rewarded_and_located(seed, kind, data):
 def test_corrupted_intermediate_value_is_located(seed, kind, s, data):
     problem = generate(config(7, kind, (1, 4)), seed, 0)
     lines = write_trace(problem, s).splitlines()
-    candidates = [n for n, line in enumerate(lines) if "=" in line.split()]
+    candidates = [n for n, line in enumerate(lines) if "->" in line.split()]
     n = data.draw(st.sampled_from(candidates))
     words = lines[n].split()
-    eqs = [i for i, w in enumerate(words) if w == "="]
+    eqs = [i for i, w in enumerate(words) if w == "->"]
     e = data.draw(st.sampled_from(eqs))
     words[e + 1] = problem.symbol((problem.value(words[e + 1]) + 1) % problem.p)
     lines[n] = " ".join(words)
@@ -194,7 +194,7 @@ def test_never_raises_on_arbitrary_text(text, kind):
     _only_rewarded_if_last_line_is_the_answer(problem, text, verify(problem, text))
 
 
-WORDS = ["step", "try", "answer", "part", "result", ":", ";", "=", "yes", "no", "add", "mul", "sub", "div",
+WORDS = ["step", "try", "answer", "part", "result", ":", ";", "=", "->", "yes", "no", "add", "mul", "sub", "div",
          "1", "2", "3", "9", "e0", "e1", "e2", "e3", "e4", "e10", "\n", "\n", "\r\n", "x0", "0"]
 
 
@@ -213,7 +213,7 @@ def test_never_raises_on_grammar_word_salad(words, kind, seed):
         "a" * (1 << 20),
         "answer e1\n" * (1 << 17),
         "step " * (1 << 18),
-        "try e0 : " + "1 e0 add e1 = e2 ; " * (1 << 15) + "yes",
+        "try e0 : " + "1 add e1 : e0 -> e2 ; " * (1 << 15) + "yes",
         "\n" * (1 << 20),
         "\u0000\ud800\U0010ffff" * 1000,
     ],
@@ -240,7 +240,7 @@ def test_strategy_label_survives_arithmetic_mistakes():
             for line in lines:  # every computed value is wrong
                 w = line.split()
                 for i in range(1, len(w)):
-                    if w[i - 1] == "=":
+                    if w[i - 1] == "->":
                         w[i] = problem.symbol((problem.value(w[i]) + 2) % 11)
                 garbled.append(" ".join(w))
             v = verify(problem, "\n".join(garbled))
@@ -268,7 +268,7 @@ def test_truncated_trace_is_not_rewarded():
 def test_process_score_shaping():
     problem = generate(config(11, "evaluation", (4, 4)), 0, 0)
     lines = write_trace(problem, "forward").splitlines()
-    lines[1] = lines[1].replace(" = ", " = e", 1)[:-1]  # garble one step into an unknown symbol
+    lines[1] = lines[1].replace(" -> ", " -> e", 1)[:-1]  # garble one step into an unknown symbol
     v = verify(problem, "\n".join(lines))
     assert v.first_error_line == 1 and not v.well_formed
     assert process_score(v) == pytest.approx((v.steps_correct) / 5)
@@ -317,7 +317,7 @@ def test_label_offsets_shift_prompt_and_trace_labels(kind):
         offsets.update(part.label_offset for part in parts)
         prompt = fe_render(problem)
         first = parts[0]
-        assert f"step {first.label_offset + 1} : " in prompt
+        assert f"step {first.label_offset + 1} {first.ops[0][0]} " in prompt
         for s in STRATEGIES:
             trace = write_trace(problem, s)
             assert set((prompt + "\n" + trace).split()) <= vocab

@@ -8,15 +8,9 @@ import os
 import sys
 from typing import Any, Sequence
 
+from ffreason_env.cli import steps_range_arg
+
 __all__ = ["main", "build_parser"]
-
-
-def _steps_range(text: str) -> tuple[int, int]:
-    lo, _, hi = text.partition("-")
-    try:
-        return int(lo), int(hi or lo)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or MIN-MAX, got {text!r}") from None
 
 
 def _json_dict(text: str) -> dict[str, Any]:
@@ -34,7 +28,7 @@ def _flags(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
-SFT_FLAGS = ("arm", "model", "model_size", "lora", "steps_range", "p", "problem", "examples", "data_seed", "epochs",
+SFT_FLAGS = ("arm", "model", "model_size", "lora", "steps_range", "p", "problem", "examples", "data_seed", "curriculum", "epochs",
              "lr", "batch_size", "grad_accum", "max_length", "seed", "bf16", "logging_steps", "save_steps", "eval_n",
              "threads")
 
@@ -133,11 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model-size", help="size of the from-scratch model when --model is not given (micro|tiny|small)")
     s.add_argument("--lora", action=argparse.BooleanOptionalAction, default=None,
                    help="train a LoRA adapter (r=64, alpha=128, dropout 0.05) and merge it")
-    s.add_argument("--steps-range", type=_steps_range, metavar="N|MIN-MAX", help="ops per problem, e.g. 2-5")
+    s.add_argument("--steps-range", type=steps_range_arg, metavar="N|MIN-MAX", help="ops per problem, e.g. 2-5")
     s.add_argument("--p", type=int, help="prime of the field")
     s.add_argument("--problem", type=_json_dict, help='extra ProblemConfig fields as JSON, e.g. \'{"problem_types": ["composition"]}\'')
     s.add_argument("--examples", type=int, help="number of distinct training examples")
     s.add_argument("--data-seed", type=int, help="problem stream of the training data")
+    s.add_argument("--curriculum", action=argparse.BooleanOptionalAction, default=None,
+                   help="present examples shortest first in each epoch instead of shuffled")
     s.add_argument("--epochs", type=float, help="passes over the examples")
     s.add_argument("--lr", type=float, help="peak learning rate (AdamW, cosine schedule)")
     s.add_argument("--batch-size", type=int, help="sequences per optimizer step (per device)")
@@ -158,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "pass@k and sampled strategy fractions. Writes JSON and prints a table.",
     )
     e.add_argument("run_dir", help="a run directory (with model/) or a model directory")
-    e.add_argument("--steps-range", type=_steps_range, default=(6, 9), metavar="N|MIN-MAX",
+    e.add_argument("--steps-range", type=steps_range_arg, default=(6, 9), metavar="N|MIN-MAX",
                    help="ops per problem of the validation set (default 6-9)")
     e.add_argument("-n", type=int, default=500, help="validation problems (default %(default)s)")
     e.add_argument("--samples", type=int, default=0, help="sampled completions per problem for pass@k (default 0)")

@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any
 
-__all__ = ["MetricsLog", "MetricsCallback", "write_json"]
+__all__ = ["MetricsLog", "metrics_callback", "write_json"]
 
 
 def write_json(path: str, obj: Any) -> None:
@@ -39,7 +39,7 @@ class MetricsLog:
             return [json.loads(line) for line in f if line.strip()]
 
 
-def MetricsCallback(log: MetricsLog, phase: str):
+def metrics_callback(log: MetricsLog, phase: str):
     """A transformers ``TrainerCallback`` that copies every logged dict to ``log``."""
     from transformers import TrainerCallback
 

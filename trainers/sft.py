@@ -39,6 +39,8 @@ class SFTRunConfig:
     """Extra ProblemConfig fields (e.g. problem_types with composition)."""
     examples: int = 2048
     data_seed: int = 0
+    curriculum: bool = False
+    """Present examples shortest first in each epoch (fewest steps, then shortest response) instead of shuffled."""
     epochs: float = 20.0
     lr: float = 2e-4
     lr_scheduler: str = "cosine"
@@ -75,10 +77,10 @@ class SFTRunConfig:
 
 SFT_PRESETS: dict[str, dict[str, Any]] = {
     "micro": dict(model_size="micro", examples=256, epochs=1, batch_size=16, lr=3e-3, eval_n=0, max_length=512),
-    "tiny": dict(model_size="tiny", examples=16384, epochs=2, batch_size=16, lr=1e-3, warmup_ratio=0.02,
-                 max_length=1024, problem={"max_label_offset": 10}),
-    "small": dict(model_size="small", examples=16384, epochs=2, batch_size=16, lr=5e-4, warmup_ratio=0.02,
-                  max_length=1024, problem={"max_label_offset": 10}),
+    "tiny": dict(model_size="tiny", examples=16384, epochs=4, batch_size=16, lr=1e-3, warmup_ratio=0.02,
+                 max_length=1024, curriculum=True),
+    "small": dict(model_size="small", examples=16384, epochs=4, batch_size=16, lr=5e-4, warmup_ratio=0.02,
+                  max_length=1024, curriculum=True),
     "qwen1.5b": dict(
         model="Qwen/Qwen2.5-1.5B-Instruct", lora=True, examples=2048, epochs=20, batch_size=16, lr=2e-4,
         bf16=True, max_length=2048, eval_n=500,
@@ -113,7 +115,7 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
 
     from .evaluation import EvalSettings, evaluate, format_report, validation_set
     from .models import STUDY_LORA, build_tiny_model, load_model
-    from .runlog import MetricsCallback, MetricsLog, write_json
+    from .runlog import MetricsLog, metrics_callback, write_json
     from .tokenizer import missing_words
 
     cfg.validate()
@@ -134,7 +136,10 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
     if missing:
         raise ValueError(f"model: the tokenizer of {cfg.model or cfg.model_size} cannot encode task words {missing[:10]}")
 
-    dataset = Dataset.from_list(list(_conversations(sft_records(pconfig, cfg.arm, cfg.data_seed, cfg.examples))))
+    records = list(sft_records(pconfig, cfg.arm, cfg.data_seed, cfg.examples))
+    if cfg.curriculum:
+        records.sort(key=lambda r: (r["steps"], len(r["completion"])))
+    dataset = Dataset.from_list(list(_conversations(records)))
     on_gpu = torch.cuda.is_available()
     args = SFTConfig(
         output_dir=os.path.join(cfg.out, "checkpoints"),
@@ -156,7 +161,7 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
         seed=cfg.seed,
         data_seed=cfg.data_seed,
         use_cpu=not on_gpu,
-        train_sampling_strategy="group_by_length",
+        train_sampling_strategy="sequential" if cfg.curriculum else "group_by_length",
         dataloader_num_workers=0,
         completion_only_loss=True,
     )
@@ -167,7 +172,7 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
-        callbacks=[MetricsCallback(log, "sft"), TensorBoardCallback(tb_writer=tb)],
+        callbacks=[metrics_callback(log, "sft"), TensorBoardCallback(tb_writer=tb)],
     )
     n_tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
     start = time.perf_counter()

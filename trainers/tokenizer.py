@@ -3,17 +3,14 @@
 Each word of ``ffreason_env``'s grammar is one token, in two variants: at the
 start of a line (``step``) and after a space (``▁step``: spaces become ``▁`` and
 stay in the token), so decoding gives back the text byte for byte. ``\\n`` is
-a token of its own. An operation and its constant (``add e5``) make one token,
-``▁add▁e5``: a step is then ``input, op-constant -> output``, a two-argument
-lookup a small model learns far sooner than a three-argument one. Anything
-else becomes ``<unk>``.
+a token of its own. Anything else becomes ``<unk>``.
 """
 
 from __future__ import annotations
 
 from typing import Iterable
 
-from ffreason_env import OPS, ProblemConfig
+from ffreason_env import ProblemConfig
 
 __all__ = [
     "CHAT_TEMPLATE",
@@ -56,21 +53,19 @@ def task_vocabulary(configs: Iterable[ProblemConfig]) -> list[str]:
     return list(words)
 
 
-# a piece is an op with its constant, a word with its leading space, a newline, or a lone space
-_PIECE = rf"{SPACE}?(?:{'|'.join(OPS)}){SPACE}[^{SPACE}\n]+|{SPACE}?[^{SPACE}\n]+|\n|{SPACE}"
+# a piece is a word with its leading space, a newline, or a lone space
+_PIECE = rf"{SPACE}?[^{SPACE}\n]+|\n|{SPACE}"
 
 
 def build_tokenizer(configs: Iterable[ProblemConfig] | None = None, model_max_length: int = 2048):
-    """A ``PreTrainedTokenizerFast`` whose vocabulary is the task's words, op-constant pairs, specials and ``\\n``."""
+    """A ``PreTrainedTokenizerFast`` whose vocabulary is the task's words, specials and ``\\n``."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     configs = list(configs) if configs is not None else default_vocab_configs()
     words = task_vocabulary(configs)
-    symbols = dict.fromkeys(name for c in configs for name in c.symbols.names)
-    pairs = [f"{op}{SPACE}{name}" for op in OPS for name in symbols]
     vocab: dict[str, int] = {}
-    for token in [*SPECIAL_TOKENS, "\n", SPACE, *words, *pairs, *(SPACE + w for w in [*words, *pairs])]:
+    for token in [*SPECIAL_TOKENS, "\n", SPACE, *words, *(SPACE + w for w in words)]:
         vocab.setdefault(token, len(vocab))
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     tok.normalizer = normalizers.Replace(" ", SPACE)
@@ -89,13 +84,12 @@ def build_tokenizer(configs: Iterable[ProblemConfig] | None = None, model_max_le
 
 
 def missing_words(tokenizer, config: ProblemConfig) -> list[str]:
-    """The words (and op-constant pairs) of ``config``'s grammar that ``tokenizer`` turns into ``<unk>``."""
+    """The words of ``config``'s grammar that ``tokenizer`` turns into ``<unk>``."""
     unk = tokenizer.unk_token_id
     if unk is None:  # byte-level BPE (e.g. Qwen): every string is encodable
         return []
-    pairs = [f"{op} {name}" for op in config.ops for name in config.symbols.names]
     missing = []
-    for word in [*config.vocabulary(), *pairs]:
+    for word in config.vocabulary():
         for text in (word, f"step {word}"):  # at a line start and after a space
             if unk in tokenizer(text, add_special_tokens=False)["input_ids"]:
                 missing.append(word)
