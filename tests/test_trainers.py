@@ -24,11 +24,11 @@ def micro_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def one_step_run(tmp_path_factory):
-    """A tiny model trained on 1-step evaluation problems for 480 steps, shared by the session."""
+    """A tiny model trained on 1-step evaluation problems for 640 steps (about a minute), shared by the session."""
     out = str(tmp_path_factory.mktemp("one_step"))
     cfg = SFTRunConfig(
         out=out, arm="F", model_size="tiny", steps_range=(1, 1), problem={"problem_types": ["evaluation"]},
-        examples=15360, epochs=1, batch_size=32, lr=1e-3, lr_scheduler="constant", warmup_ratio=0.0, eval_n=0,
+        examples=20480, epochs=1, batch_size=32, lr=2e-3, lr_scheduler="constant", warmup_ratio=0.0, eval_n=0,
         logging_steps=40, max_length=256, seed=0,
     )
     summary = run_sft(cfg)
@@ -92,7 +92,7 @@ def test_sft_lowers_the_loss_and_saves_a_loadable_checkpoint(one_step_run):
     assert len(losses) >= 5
     assert losses[-1] < 0.5 * losses[0]
     model, tok = load_model(f"{out}/model")
-    assert summary["optimizer_steps"] == 15360 // 32
+    assert summary["optimizer_steps"] == 20480 // 32
     assert (json.load(open(f"{out}/sft_summary.json"))["train_tokens"]) > 0
 
 
@@ -103,7 +103,7 @@ def test_evaluation_of_a_model_that_learnt_one_step_problems(one_step_run):
     problems = validation_set(config, 100)
     report = evaluate(model, tok, problems, EvalSettings(n=100, samples=4), progress=False)
     greedy, sampled = report["greedy"], report["sampled"]
-    assert greedy["accuracy"] >= 0.6  # measured ~0.9+; chance is 1/11
+    assert greedy["accuracy"] >= 0.85  # measured 0.97 with seeds 0 and 1; chance is 1/11
     assert greedy["per_kind"]["evaluation"]["strategy"]["forward"] >= 0.9
     assert sum(greedy["per_kind"]["evaluation"]["strategy"].values()) == pytest.approx(1.0)
     pk = sampled["pass@k"]
