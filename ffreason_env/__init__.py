@@ -13,7 +13,7 @@ from .problem import Problem, ProblemSet, generate
 from .prompts import render_prompt
 from .rewards import RewardSpec, format_penalty, outcome_reward, process_score
 from .symbols import SymbolTable
-from .traces import ALIGNED, STRATEGIES, aligned_strategy, write_trace
+from .traces import ALIGNED, STRATEGIES, write_trace
 from .verifier import LABELS, Verdict, verify
 
 __all__ = [
@@ -38,7 +38,6 @@ __all__ = [
     "STRATEGIES",
     "SymbolTable",
     "Verdict",
-    "aligned_strategy",
     "format_penalty",
     "generate",
     "outcome_reward",

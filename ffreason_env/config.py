@@ -10,7 +10,7 @@ from .field import OPS, is_prime
 from .grammar import is_reserved, vocabulary
 from .symbols import SymbolTable, make_symbol_table
 
-__all__ = ["ProblemConfig", "KINDS", "PART_KINDS", "MAX_P", "MAX_STEPS", "MAX_PARTS"]
+__all__ = ["ProblemConfig", "KINDS", "PART_KINDS", "MAX_P", "MAX_STEPS", "MAX_PARTS", "check_int"]
 
 KINDS: tuple[str, ...] = ("evaluation", "inversion", "composition")
 PART_KINDS: tuple[str, ...] = ("evaluation", "inversion")
@@ -25,7 +25,8 @@ def _as_tuple(name: str, value: Any) -> tuple:
     return tuple(value)
 
 
-def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
+def check_int(name: str, value: Any, lo: int, hi: int) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is an int (not a bool) in [lo, hi]."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name}: expected an integer, got {value!r}")
     if not lo <= value <= hi:
@@ -89,11 +90,11 @@ class ProblemConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field and its value."""
-        _check_int("p", self.p, 2, MAX_P)
+        check_int("p", self.p, 2, MAX_P)
         if not is_prime(self.p):
             raise ValueError(f"p: must be prime, got {self.p}")
-        _check_int("min_steps", self.min_steps, 1, MAX_STEPS)
-        _check_int("max_steps", self.max_steps, 1, MAX_STEPS)
+        check_int("min_steps", self.min_steps, 1, MAX_STEPS)
+        check_int("max_steps", self.max_steps, 1, MAX_STEPS)
         if self.min_steps > self.max_steps:
             raise ValueError(f"min_steps: {self.min_steps} is greater than max_steps {self.max_steps}")
         _check_choices("ops", self.ops, OPS)
@@ -108,13 +109,13 @@ class ProblemConfig:
                     raise ValueError(f"type_weights: weights must be finite and >= 0, got {self.type_weights}")
             if sum(self.type_weights) <= 0:
                 raise ValueError(f"type_weights: must not all be zero, got {self.type_weights}")
-        _check_int("min_parts", self.min_parts, 2, MAX_PARTS)
-        _check_int("max_parts", self.max_parts, 2, MAX_PARTS)
+        check_int("min_parts", self.min_parts, 2, MAX_PARTS)
+        check_int("max_parts", self.max_parts, 2, MAX_PARTS)
         if self.min_parts > self.max_parts:
             raise ValueError(f"min_parts: {self.min_parts} is greater than max_parts {self.max_parts}")
         _check_choices("part_types", self.part_types, PART_KINDS)
-        _check_int("symbol_seed", self.symbol_seed, 0, 2**63 - 1)
-        _check_int("max_label_offset", self.max_label_offset, 0, MAX_STEPS)
+        check_int("symbol_seed", self.symbol_seed, 0, 2**63 - 1)
+        check_int("max_label_offset", self.max_label_offset, 0, MAX_STEPS)
         if not isinstance(self.shuffle_symbols, bool):
             raise ValueError(f"shuffle_symbols: expected a bool, got {self.shuffle_symbols!r}")
         if self.symbol_names is None:

@@ -8,7 +8,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium import spaces
 
-from .config import ProblemConfig
+from .config import ProblemConfig, check_int
 from .problem import Problem, generate
 from .prompts import render_prompt
 from .rewards import RewardSpec
@@ -69,10 +69,8 @@ class FFReasonEnv(gym.Env[str, str]):
             config["problem_types"] = self.problem_types
         self.config = ProblemConfig.from_dict(config)
         self.reward_spec = RewardSpec(format_penalty=format_penalty, process_weight=process_weight)
-        if isinstance(problem_seed, bool) or not isinstance(problem_seed, int) or problem_seed < 0:
-            raise ValueError(f"problem_seed: expected an integer >= 0, got {problem_seed!r}")
-        if isinstance(max_response_chars, bool) or not isinstance(max_response_chars, int) or max_response_chars < 1:
-            raise ValueError(f"max_response_chars: expected an integer >= 1, got {max_response_chars!r}")
+        check_int("problem_seed", problem_seed, 0, 2**64 - 1)
+        check_int("max_response_chars", max_response_chars, 1, 2**31 - 1)
         self.problem_seed = problem_seed
         self.render_mode = render_mode
         self.observation_space = AnyText(MAX_PROMPT_CHARS, charset=_SAMPLE_CHARSET)

@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence, overload
 
-from .config import ProblemConfig
+from .config import ProblemConfig, check_int
 from .field import INVERSE, apply, is_prime
 from .symbols import SymbolTable
 
@@ -182,8 +182,7 @@ class ProblemSet(Sequence[Problem]):
     """The first ``size`` problems of stream ``seed``, generated on access."""
 
     def __init__(self, config: ProblemConfig, seed: int = 0, size: int = 1000) -> None:
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ValueError(f"size: expected a non-negative integer, got {size!r}")
+        check_int("size", size, 0, 2**63 - 1)
         generate(config, seed, 0)  # validates seed early
         self.config, self.seed, self.size = config, seed, size
 

@@ -27,15 +27,10 @@ from typing import Sequence
 from .field import INVERSE, apply
 from .problem import Problem
 
-__all__ = ["STRATEGIES", "ALIGNED", "write_trace", "aligned_strategy"]
+__all__ = ["STRATEGIES", "ALIGNED", "write_trace"]
 
 STRATEGIES: tuple[str, ...] = ("forward", "backward")
 ALIGNED: dict[str, str] = {"evaluation": "forward", "inversion": "backward"}
-
-
-def aligned_strategy(kind: str) -> str:
-    """The strategy that solves ``kind`` directly (evaluation: forward, inversion: backward)."""
-    return ALIGNED[kind]
 
 
 def _chain(part: Problem, strategy: str, x: int, sym) -> tuple[list[str], int]:
@@ -56,8 +51,9 @@ def _chain(part: Problem, strategy: str, x: int, sym) -> tuple[list[str], int]:
     return steps, x
 
 
-def _part_trace(part: Problem, strategy: str, given: int) -> tuple[list[str], int]:
-    sym = part.symbol
+def _part_trace(part: Problem, strategy: str) -> tuple[list[str], int]:
+    """The lines solving one (sub-)problem from its given value, and the value they reach."""
+    sym, given = part.symbol, part.given
     if ALIGNED[part.kind] == strategy:
         steps, x = _chain(part, strategy, given, sym)
         return [f"step {s}" for s in steps], x
@@ -87,14 +83,13 @@ def write_trace(problem: Problem, strategy: str | Sequence[str]) -> str:
     if not problem.parts:
         if len(strategies) != 1:
             raise ValueError(f"strategy: one strategy needed for a {problem.kind} problem, got {strategies}")
-        lines, x = _part_trace(problem, strategies[0], problem.given)
+        lines, x = _part_trace(problem, strategies[0])
         return "\n".join([*lines, f"answer {problem.symbol(x)}"])
     if len(strategies) != len(problem.parts):
         raise ValueError(f"strategy: {len(problem.parts)} parts but {len(strategies)} strategies")
     out = []
-    x = problem.given
     for n, (part, s) in enumerate(zip(problem.parts, strategies), start=1):
-        lines, x = _part_trace(part, s, x)
+        lines, x = _part_trace(part, s)
         out += [f"part {n}", *lines, f"result {problem.symbol(x)}"]
     out.append(f"answer {problem.symbol(x)}")
     return "\n".join(out)

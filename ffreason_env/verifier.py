@@ -137,10 +137,19 @@ class _Items:
         self.checked += count
 
 
+def _position(st, part: Problem) -> int | None:
+    """The op position (1..k when valid) a step's written label stands for."""
+    return None if st[0] is None else st[0] - part.label_offset
+
+
+def _advance(st, part: Problem, exp_i: int, sign: int) -> int:
+    """The position the next step should apply: one on from what this step wrote (so one skip is one error)."""
+    pos = _position(st, part)
+    return (exp_i if pos is None else pos) + sign
+
+
 def _vote(st, part: Problem, votes: list[int]) -> None:
-    i, op = st[0], st[2]
-    if i is not None:
-        i -= part.label_offset
+    i, op = _position(st, part), st[2]
     if i is not None and 1 <= i <= len(part.ops):
         op0 = part.ops[i - 1][0]
         if op == op0:
@@ -158,12 +167,11 @@ def _label(votes: list[int]) -> str:
 
 
 def _check_step(st, exp_i: int, x: int | None, part: Problem, backward: bool) -> bool:
-    """``exp_i`` is the op's position (1..k); the line writes it shifted by the problem's label offset."""
-    i, a, op, c, b = st
-    if i is None or i - part.label_offset != exp_i or not 1 <= exp_i <= len(part.ops) or a is None or a != x:
+    """``exp_i`` is the op position (1..k) this step should apply, ``x`` the input it should take."""
+    _, a, op, c, b = st
+    if _position(st, part) != exp_i or not 1 <= exp_i <= len(part.ops) or a is None or a != x:
         return False
-    i = exp_i
-    op0, c0 = part.ops[i - 1]
+    op0, c0 = part.ops[exp_i - 1]
     want = INVERSE[op0] if backward else op0
     return op == want and c == c0 and b == apply(op, c, a, part.p)
 
@@ -196,7 +204,7 @@ def _check_block(block, part, given, strategy, composite, last_line, is_last_par
                 continue
             items.add(_check_step(payload, exp_i, cur, part, backward), line)
             cur = payload[4]
-            exp_i = (payload[0] - part.label_offset if payload[0] is not None else exp_i) + sign
+            exp_i = _advance(payload, part, exp_i, sign)
             n_direct += 1
         elif tag == "try":
             cand, steps, yes = payload
@@ -209,7 +217,7 @@ def _check_block(block, part, given, strategy, composite, last_line, is_last_par
             for st in steps:
                 items.add(_check_step(st, ei, x, part, backward), line)
                 x = st[4]
-                ei = (st[0] - part.label_offset if st[0] is not None else ei) + sign
+                ei = _advance(st, part, ei, sign)
             complete = len(steps) == k and x is not None
             items.add(cand is not None and cand == expected and complete and yes == (x == given), line)
             if yes:

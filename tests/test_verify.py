@@ -174,8 +174,8 @@ def test_unicode_lookalikes_are_not_symbols(kind):
         assert sym != right
         v = verify(problem, "\n".join(lines[:-1] + [f"answer {sym}"]))
         assert not v.correct and v.answer is None
-        v = verify(problem, "\n".join(lines[:-1] + [f"{LOOKALIKES[0]}nswer {right}"]))
-        assert not v.correct and v.answer is None
+    v = verify(problem, "\n".join(lines[:-1] + [f"{LOOKALIKES[0]}nswer {right}"]))
+    assert not v.correct and v.answer is None
 
 
 def _only_rewarded_if_last_line_is_the_answer(problem, text, v):

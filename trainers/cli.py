@@ -39,13 +39,11 @@ def _cmd_sft(args: argparse.Namespace) -> int:
 
     from_file = load_yaml(args.config)
     from_file.pop("command", None)
-    preset = args.preset or from_file.pop("preset", None) or "tiny"
-    from_file.pop("preset", None)
+    file_preset = from_file.pop("preset", None)
+    preset = args.preset or file_preset or "tiny"
     if preset not in SFT_PRESETS:
         raise ValueError(f"preset: {preset!r} is not one of {sorted(SFT_PRESETS)}")
     flags = _flags(args, SFT_FLAGS)
-    if "steps_range" in from_file:
-        from_file["steps_range"] = tuple(from_file["steps_range"])
     cfg = merge(SFTRunConfig, SFT_PRESETS[preset], from_file, flags, {"preset": preset, "out": args.out})
     summary = run_sft(cfg)
     print(json.dumps(summary, indent=2))

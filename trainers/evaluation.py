@@ -61,9 +61,8 @@ def reference_max_tokens(tokenizer, problems: Sequence[Problem], margin: float =
     """A generation budget that fits the longest correct response of either strategy."""
     longest = 0
     for problem in problems:
-        parts = problem.parts or (problem,)
         for s in ("forward", "backward"):
-            trace = write_trace(problem, [s] * len(parts) if problem.parts else s)
+            trace = write_trace(problem, s)
             longest = max(longest, len(tokenizer(trace, add_special_tokens=False)["input_ids"]))
     return int(longest * margin) + 8
 

@@ -44,21 +44,20 @@ def generate(
         raise ValueError(f"num_samples: expected >= 1, got {num_samples}")
     if temperature == 0.0 and num_samples > 1:
         raise ValueError("num_samples: greedy decoding (temperature 0) gives one completion per prompt")
-    texts = [chat_prompt(tokenizer, p) for p in prompts]
-    lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
-    order = sorted(range(len(texts)), key=lambda i: -lengths[i])
+    encoded = tokenizer([chat_prompt(tokenizer, p) for p in prompts], add_special_tokens=False)["input_ids"]
+    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     per_batch = max(1, batch_size // num_samples)
-    results: list[list[Completion]] = [[] for _ in texts]
+    results: list[list[Completion]] = [[] for _ in encoded]
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id
     was_training = model.training
     model.eval()
-    bar = tqdm(total=len(texts), desc=desc, disable=not progress, leave=False)
+    bar = tqdm(total=len(encoded), desc=desc, disable=not progress, leave=False)
     device = next(model.parameters()).device
     try:
         for start in range(0, len(order), per_batch):
             idx = order[start : start + per_batch]
-            enc = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
             enc = {k: v.to(device) for k, v in enc.items()}
             kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=eos)
             if temperature > 0:

@@ -32,12 +32,6 @@ class MetricsLog:
             f.write(json.dumps(record, sort_keys=True) + "\n")
             f.flush()
 
-    def read(self) -> list[dict[str, Any]]:
-        if not os.path.exists(self.path):
-            return []
-        with open(self.path, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
-
 
 def metrics_callback(log: MetricsLog, phase: str):
     """A transformers ``TrainerCallback`` that copies every logged dict to ``log``."""

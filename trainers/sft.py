@@ -58,6 +58,9 @@ class SFTRunConfig:
     """Greedy evaluation on this many held-out problems of the training distribution (0 skips it)."""
     threads: int | None = None
 
+    def __post_init__(self) -> None:
+        self.steps_range = tuple(self.steps_range)  # YAML gives a list
+
     def validate(self) -> None:
         if not self.out:
             raise ValueError("out: a run directory is required")
