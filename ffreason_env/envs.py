@@ -79,7 +79,8 @@ class FFReasonEnv(gym.Env[str, str]):
         self.index: int | None = None
         self._prompt = ""
         self._response: str | None = None
-        self._verdict = None
+        self.verdict = None
+        """The last ``step``'s :class:`~ffreason_env.Verdict` (None before the first step of an episode)."""
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict]:
         """Draw a problem. ``options={"index": i}`` picks item i of the stream; ``{"problem": p}`` sets one."""
@@ -99,26 +100,26 @@ class FFReasonEnv(gym.Env[str, str]):
             self.problem = generate(self.config, self.problem_seed, index)
             self.index = int(index)
         self._prompt = render_prompt(self.problem)
-        self._response, self._verdict = None, None
+        self._response, self.verdict = None, None
         return self._prompt, self._info()
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict]:
         """Verify ``action`` (the full response); the episode ends here."""
         if self.problem is None or self._response is not None:
             raise RuntimeError("step() needs a fresh episode: call reset() first")
-        self._verdict = verify(self.problem, action)
+        self.verdict = verify(self.problem, action)
         self._response = action
         info = self._info()
         # -1 for "none" keeps each key one type across envs, as gymnasium's vector envs need
-        info.update({k: -1 if v is None else v for k, v in self._verdict.to_dict().items()})
-        return self._prompt, self.reward_spec(self._verdict), True, False, info
+        info.update({k: -1 if v is None else v for k, v in self.verdict.to_dict().items()})
+        return self._prompt, self.reward_spec(self.verdict), True, False, info
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
             return None
         out = [self._prompt]
         if self._response is not None:
-            v = self._verdict
+            v = self.verdict
             out += [
                 "--- response",
                 self._response,

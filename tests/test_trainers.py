@@ -15,26 +15,6 @@ from trainers.sft import SFTRunConfig, run_sft
 from trainers.tokenizer import build_tokenizer, missing_words
 
 
-@pytest.fixture(scope="session")
-def micro_dir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("micro"))
-    build_tiny_model("micro", path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def one_step_run(tmp_path_factory):
-    """A tiny model trained on 1-step evaluation problems for 640 steps (about a minute), shared by the session."""
-    out = str(tmp_path_factory.mktemp("one_step"))
-    cfg = SFTRunConfig(
-        out=out, arm="F", model_size="tiny", steps_range=(1, 1), problem={"problem_types": ["evaluation"]},
-        examples=20480, epochs=1, batch_size=32, lr=2e-3, lr_scheduler="constant", warmup_ratio=0.0, eval_n=0,
-        logging_steps=40, max_length=256, seed=0,
-    )
-    summary = run_sft(cfg)
-    return out, summary
-
-
 def test_tokenizer_round_trips_chat_prompt_and_traces(micro_dir):
     from transformers import AutoTokenizer
 

@@ -51,12 +51,37 @@ def _cmd_sft(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_dir(run_dir: str) -> str:
-    if os.path.isfile(os.path.join(run_dir, "model", "config.json")):
-        return os.path.join(run_dir, "model")
-    if os.path.isfile(os.path.join(run_dir, "config.json")):
-        return run_dir
-    raise FileNotFoundError(f"run_dir: no model in {run_dir!r} (expected {run_dir}/model/config.json)")
+RL_FLAGS = ("algo", "init", "lora", "env", "env_kwargs", "prompts", "prompt_seed", "max_steps", "num_generations",
+            "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "beta", "temperature",
+            "max_completion_length", "loss_type", "scale_rewards", "epsilon", "num_iterations", "use_vllm", "vllm_mode",
+            "report_to", "logging_steps", "save_steps", "seed", "bf16", "eval_every", "eval_ranges", "eval_n", "resume",
+            "threads", "format_penalty", "process_weight")
+
+
+def _cmd_rl(args: argparse.Namespace) -> int:
+    from .rl import RL_PRESETS, RLRunConfig, make_trainer
+    from .settings import load_yaml, merge
+
+    from_file = load_yaml(args.config)
+    from_file.pop("command", None)
+    file_preset = from_file.pop("preset", None)
+    preset = args.preset or file_preset or "tiny"
+    if preset not in RL_PRESETS:
+        raise ValueError(f"preset: {preset!r} is not one of {sorted(RL_PRESETS)}")
+    flags = _flags(args, RL_FLAGS)
+    env_kwargs = {**from_file.pop("env_kwargs", {}), **flags.pop("env_kwargs", {})}
+    for reward_option in ("format_penalty", "process_weight"):  # reward options are env kwargs
+        if reward_option in flags:
+            env_kwargs[reward_option] = flags.pop(reward_option)
+    if "eval_ranges" in flags:
+        flags["eval_ranges"] = [list(r) for r in flags["eval_ranges"]]
+    cfg = merge(RLRunConfig, RL_PRESETS[preset], from_file, flags,
+                {"preset": preset, "out": args.out, "env_kwargs": env_kwargs})
+    run = make_trainer(cfg.algo, cfg)
+    summary = run.train()
+    print(json.dumps(summary, indent=2))
+    print(f"run directory: {cfg.out}")
+    return 0
 
 
 def _run_problem_settings(run_dir: str) -> dict[str, Any]:
@@ -78,12 +103,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from ffreason_env import ProblemConfig
 
     from .evaluation import EvalSettings, evaluate, format_report, validation_set
-    from .models import load_model
+    from .models import load_model, resolve_model_dir
     from .runlog import write_json
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model_dir = _model_dir(args.run_dir)
+    model_dir = resolve_model_dir(args.run_dir)
     problem = _run_problem_settings(args.run_dir)
     if args.p is not None:
         problem["p"] = args.p
@@ -144,6 +169,54 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--eval-n", type=int, help="held-out problems evaluated greedily after training (0: skip)")
     s.add_argument("--threads", type=int, help="torch CPU threads")
     s.set_defaults(func=_cmd_sft)
+
+    r = sub.add_parser(
+        "rl", help="reinforcement learning (GRPO through TRL, or PPO) on an environment, logging strategies",
+        description="RL from a trained model on an ffreason environment. Prompts come from the env's seeded stream "
+                    "(every member of a group gets the same problem), rewards from env.step. Values come from the "
+                    "preset, then the YAML --config file, then the flags (later wins); TRL's names where TRL has "
+                    "the knob. Writes RUN_DIR/metrics.jsonl (strategy fractions and accuracy per kind), "
+                    "completions.jsonl (one line per sampled response), tb/, checkpoints/ and model/.",
+    )
+    r.add_argument("--out", required=True, help="run directory")
+    r.add_argument("--config", help="YAML file of RLRunConfig fields")
+    r.add_argument("--preset", help="micro | tiny (from-scratch model on CPU) | qwen1.5b (the study's GRPO); default tiny")
+    r.add_argument("--algo", choices=["grpo", "ppo"], help="algorithm (default grpo)")
+    r.add_argument("--init", help="SFT run directory, model directory or hub id to start from")
+    r.add_argument("--lora", action=argparse.BooleanOptionalAction, default=None, help="train a LoRA adapter and merge it")
+    r.add_argument("--env", help="environment id (default ffreason/Mixed-v0)")
+    r.add_argument("--env-kwargs", type=_json_dict, help='gymnasium.make kwargs as JSON, e.g. \'{"min_steps": 6, "max_steps": 9}\'')
+    r.add_argument("--format-penalty", type=float, help="reward: subtract this for a response outside the grammar")
+    r.add_argument("--process-weight", type=float, help="reward: add this times the fraction of correct steps")
+    r.add_argument("--prompts", type=int, help="distinct training problems (default 1024)")
+    r.add_argument("--prompt-seed", type=int, help="env problem stream of the training prompts")
+    r.add_argument("--max-steps", type=int, help="optimizer steps")
+    r.add_argument("--num-generations", type=int, help="completions per prompt (group size)")
+    r.add_argument("--per-device-train-batch-size", type=int, help="completions per optimizer step and device")
+    r.add_argument("--gradient-accumulation-steps", type=int)
+    r.add_argument("--learning-rate", type=float)
+    r.add_argument("--beta", type=float, help="KL coefficient to the initial policy (0: no reference model)")
+    r.add_argument("--temperature", type=float, help="sampling temperature of the rollouts")
+    r.add_argument("--max-completion-length", type=int, help="generation budget in tokens")
+    r.add_argument("--loss-type", help="TRL loss: grpo | dr_grpo | dapo | bnpo | ...")
+    r.add_argument("--scale-rewards", help="group | batch | none")
+    r.add_argument("--epsilon", type=float, help="clip range of the policy ratio")
+    r.add_argument("--num-iterations", type=int, help="updates per generated batch")
+    r.add_argument("--use-vllm", action=argparse.BooleanOptionalAction, default=None, help="generate with vLLM (GPU)")
+    r.add_argument("--vllm-mode", choices=["colocate", "server"])
+    r.add_argument("--report-to", nargs="+", help="extra loggers (wandb, ...); metrics.jsonl and TensorBoard always")
+    r.add_argument("--logging-steps", type=int)
+    r.add_argument("--save-steps", type=int, help="checkpoint every N steps")
+    r.add_argument("--seed", type=int)
+    r.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
+    r.add_argument("--eval-every", type=int, help="evaluate every N steps (0: never)")
+    r.add_argument("--eval-ranges", type=steps_range_arg, nargs="+", metavar="MIN-MAX",
+                   help="validation sets by step count (default 2-5 6-9)")
+    r.add_argument("--eval-n", type=int, help="problems per validation set")
+    r.add_argument("--resume", action=argparse.BooleanOptionalAction, default=None,
+                   help="continue from the last checkpoint in RUN_DIR/checkpoints")
+    r.add_argument("--threads", type=int, help="torch CPU threads")
+    r.set_defaults(func=_cmd_rl)
 
     e = sub.add_parser(
         "eval", help="accuracy, pass@k and strategy use of a trained model",

@@ -13,10 +13,11 @@ def chat_prompt(tokenizer, prompt: str) -> str:
 
 
 class Completion(NamedTuple):
-    """One sampled response: its text (special tokens removed) and its length in tokens (EOS included)."""
+    """One sampled response: its text (special tokens removed), its length and ids (EOS included if produced)."""
 
     text: str
     num_tokens: int
+    token_ids: tuple[int, ...] = ()
 
 
 def generate(
@@ -74,7 +75,7 @@ def generate(
                         n = j + (1 if t == eos else 0)
                         break
                 text = tokenizer.decode(ids[:n], skip_special_tokens=True)
-                results[idx[row // num_samples]].append(Completion(text, n))
+                results[idx[row // num_samples]].append(Completion(text, n, tuple(ids[:n])))
             bar.update(len(idx))
     finally:
         bar.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 
-__all__ = ["PRESETS", "ModelPreset", "LoraSpec", "STUDY_LORA", "build_tiny_model", "load_model", "is_local_path"]
+__all__ = ["PRESETS", "ModelPreset", "LoraSpec", "STUDY_LORA", "build_tiny_model", "load_model", "is_local_path", "resolve_model_dir"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,18 @@ def build_tiny_model(preset: str, out_dir: str, seed: int = 0, vocab_configs=Non
 
 def is_local_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or os.path.exists(name)
+
+
+def resolve_model_dir(name: str) -> str:
+    """The model a run directory holds (``RUN/model``), a model directory itself, or a hub id unchanged."""
+    if not is_local_path(name):
+        return name
+    path = os.path.expanduser(name)
+    if os.path.isfile(os.path.join(path, "model", "config.json")):
+        return os.path.join(path, "model")
+    if os.path.isfile(os.path.join(path, "config.json")):
+        return path
+    raise FileNotFoundError(f"model: no model in {name!r} (expected {name}/model/config.json or {name}/config.json)")
 
 
 def load_model(name_or_path: str, lora: LoraSpec | None = None, dtype: str = "auto", device: str | None = None):

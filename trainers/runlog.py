@@ -32,6 +32,17 @@ class MetricsLog:
             f.write(json.dumps(record, sort_keys=True) + "\n")
             f.flush()
 
+    def truncate_after(self, step: int) -> None:
+        """Drop the lines of steps after ``step`` (a resumed run redoes them), atomically."""
+        if not os.path.exists(self.path):
+            return
+        with open(self.path, encoding="utf-8") as f:
+            keep = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+        tmp = f"{self.path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(keep)
+        os.replace(tmp, self.path)
+
 
 def metrics_callback(log: MetricsLog, phase: str):
     """A transformers ``TrainerCallback`` that copies every logged dict to ``log``."""

@@ -1,0 +1,99 @@
+"""PPO: the loss functions against hand-computed numbers, a learning test, the shared trainer interface."""
+
+import json
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from trainers.ppo import explained_variance, gae, masked_whiten, policy_loss, value_loss
+from trainers.rl import RL_PRESETS, RLRunConfig, make_trainer
+
+T = torch.tensor
+
+
+def test_gae_matches_hand_computation():
+    rewards = T([[0.0, 0.0, 1.0], [0.0, 0.0, 2.0]])
+    values = T([[0.5, 0.6, 0.7], [9.0, 0.5, 1.0]])
+    mask = T([[1.0, 1.0, 1.0], [0.0, 1.0, 1.0]])  # row 2: the first position is prompt, not an action
+    adv, ret = gae(rewards[:1], values[:1], mask[:1], gamma=1.0, lam=0.5)
+    assert adv.tolist()[0] == pytest.approx([0.225, 0.25, 0.3])
+    assert ret.tolist()[0] == pytest.approx([0.725, 0.85, 1.0])
+    adv, ret = gae(rewards[1:], values[1:], mask[1:], gamma=0.9, lam=1.0)
+    assert adv.tolist()[0] == pytest.approx([0.0, 1.3, 1.0])
+    assert ret.tolist()[0] == pytest.approx([0.0, 1.8, 2.0])
+
+
+def test_clipped_policy_loss_matches_hand_computation():
+    logp, old, mask = T([math.log(1.5), math.log(0.5)]), T([0.0, 0.0]), T([1.0, 1.0])
+    loss, clip_fraction = policy_loss(logp, old, T([1.0, 1.0]), mask, clip=0.2)
+    assert float(loss) == pytest.approx(-0.85) and float(clip_fraction) == pytest.approx(0.5)
+    loss, clip_fraction = policy_loss(logp, old, T([-1.0, -1.0]), mask, clip=0.2)
+    assert float(loss) == pytest.approx(1.15) and float(clip_fraction) == pytest.approx(0.5)
+    loss, _ = policy_loss(logp, old, T([1.0, 1.0]), T([0.0, 1.0]), clip=0.2)  # masked token ignored
+    assert float(loss) == pytest.approx(-0.5)
+
+
+def test_clipped_value_loss_and_explained_variance():
+    loss = value_loss(T([1.0, 0.0]), T([0.5, 0.5]), T([1.0, 1.0]), T([1.0, 1.0]), clip=0.2)
+    assert float(loss) == pytest.approx(0.5 * (0.09 + 1.0) / 2)
+    returns, mask = T([1.0, 0.0, 1.0, 0.0]), T([1.0, 1.0, 1.0, 1.0])
+    assert explained_variance(returns, returns, mask) == pytest.approx(1.0)
+    assert explained_variance(T([0.5] * 4), returns, mask) == pytest.approx(0.0)
+    w = masked_whiten(T([1.0, 2.0, 3.0, 100.0]), T([1.0, 1.0, 1.0, 0.0]))
+    assert w[3] == 0 and float(w[:3].mean()) == pytest.approx(0.0, abs=1e-6)
+
+
+def _cfg(init, out, **kw):
+    return RLRunConfig(**{**RL_PRESETS["micro"], "init": init, "out": str(out), "threads": 1, **kw})
+
+
+def _train_rows(path):
+    with open(path) as f:
+        return [m for m in map(json.loads, f) if m["phase"] == "train" and "reward" in m]
+
+
+@pytest.mark.parametrize("algo", ["grpo", "ppo"])
+def test_both_algorithms_run_through_make_trainer_with_the_same_strategy_metrics(micro_dir, tmp_path, algo):
+    run = make_trainer(algo, _cfg(micro_dir, tmp_path / algo, max_steps=2, eval_every=1, eval_ranges=[[1, 2]],
+                                  eval_n=4))
+    summary = run.train()
+    assert summary["algo"] == algo and summary["steps"] == 2
+    rows = _train_rows(tmp_path / algo / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2]
+    for kind in ("evaluation", "inversion"):
+        names = {f"train/{kind}/strategy/{s}" for s in ("forward", "backward", "unknown")}
+        for r in rows:
+            if f"train/{kind}/accuracy" in r:
+                assert names <= set(r) and sum(r[n] for n in names) == pytest.approx(1.0)
+    report = run.evaluate()
+    assert set(report) == {"eval_1-2"} and report["eval_1-2"]["greedy"]["n"] == 4
+
+
+def test_ppo_logs_its_own_diagnostics_and_resumes(micro_dir, tmp_path):
+    out = tmp_path / "ppo"
+    make_trainer("ppo", _cfg(micro_dir, out, max_steps=2, save_steps=2, beta=0.05)).train()
+    rows = _train_rows(out / "metrics.jsonl")
+    for name in ("value_loss", "value/explained_variance", "approx_kl", "clip_fraction", "entropy", "kl"):
+        assert name in rows[-1]
+    assert (out / "checkpoints" / "checkpoint-2" / "value_head.safetensors").exists()
+    summary = make_trainer("ppo", _cfg(micro_dir, out, max_steps=3, save_steps=2, beta=0.05, resume=True)).train()
+    assert summary["steps"] == 3 and [r["step"] for r in _train_rows(out / "metrics.jsonl")] == [1, 2, 3]
+
+
+def test_ppo_raises_the_reward_of_a_model_that_half_solves_its_task(one_step_run, tmp_path):
+    """At temperature 2 the 1-step model's samples are right about a quarter of the time; PPO sharpens them.
+
+    Measured with seeds 0, 1, 2 (30 steps of 64 samples, lr 3e-4): mean reward of the first 3 steps
+    0.21-0.26, of the last 5 steps 0.55-0.65, a gain of 0.32-0.44; the bound leaves a margin of 0.12.
+    """
+    init, _ = one_step_run
+    cfg = _cfg(init, tmp_path / "ppo", env="ffreason/Evaluation-v0", env_kwargs={"min_steps": 1, "max_steps": 1},
+               max_steps=30, per_device_train_batch_size=64, num_generations=4, temperature=2.0, learning_rate=3e-4,
+               save_steps=30,
+               eval_every=0, prompts=512, seed=0)
+    make_trainer("ppo", cfg).train()
+    rewards = [r["reward"] for r in _train_rows(tmp_path / "ppo" / "metrics.jsonl")]
+    start, end = sum(rewards[:3]) / 3, sum(rewards[-5:]) / 5
+    assert end > start + 0.2, (start, end)

@@ -1,0 +1,123 @@
+"""GRPO: TRL's ``GRPOTrainer`` driven through an ffreason environment.
+
+TRL samples ``num_generations`` completions per prompt (its sampler repeats
+each dataset row that many times, so a group shares one problem), calls our
+reward function, and does the update. The reward function is the bridge: it
+rebuilds each row's ``Problem``, scores the completion with ``env.step`` (via
+:meth:`RLRun.score`), sends every completion's strategy label and
+correctness to TRL's completion log (``log_extra``) and the batch's strategy
+fractions and accuracies per kind to its metrics (``log_metric``), which our
+callbacks copy to ``metrics.jsonl`` and TensorBoard.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Any
+
+from ffreason_env import Problem
+
+from .rl import RLRun, RLRunConfig, last_checkpoint
+
+__all__ = ["GRPORun"]
+
+
+class GRPORun(RLRun):
+    def __init__(self, cfg: RLRunConfig) -> None:
+        if cfg.use_vllm and importlib.util.find_spec("vllm") is None:
+            raise ValueError("use_vllm: vllm is not installed (pip install 'ffreason[vllm]' on a GPU machine)")
+        super().__init__(cfg)
+        from datasets import Dataset
+        from transformers.integrations import TensorBoardCallback
+        from trl import GRPOConfig, GRPOTrainer
+
+        import torch
+
+        from .runlog import metrics_callback
+
+        args = GRPOConfig(
+            output_dir=self.checkpoint_dir,
+            max_steps=cfg.max_steps,
+            num_generations=cfg.num_generations,
+            per_device_train_batch_size=cfg.per_device_train_batch_size,
+            gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+            learning_rate=cfg.learning_rate,
+            lr_scheduler_type=cfg.lr_scheduler_type,
+            warmup_steps=cfg.warmup_steps,
+            weight_decay=cfg.weight_decay,
+            max_grad_norm=cfg.max_grad_norm,
+            beta=cfg.beta,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            max_completion_length=cfg.max_completion_length,
+            loss_type=cfg.loss_type,
+            scale_rewards=cfg.scale_rewards,
+            epsilon=cfg.epsilon,
+            num_iterations=cfg.num_iterations,
+            use_vllm=cfg.use_vllm,
+            vllm_mode=cfg.vllm_mode,
+            vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+            report_to=cfg.report_to,
+            logging_steps=cfg.logging_steps,
+            save_strategy="steps",
+            save_steps=cfg.save_steps,
+            seed=cfg.seed,
+            bf16=cfg.bf16,
+            use_cpu=not torch.cuda.is_available(),
+            dataloader_num_workers=0,
+            log_completions=False,
+            disable_dropout=True,
+        )
+        self.trainer = GRPOTrainer(
+            model=self.model,
+            reward_funcs=[self._reward_func()],
+            args=args,
+            train_dataset=Dataset.from_list(self.rows),
+            processing_class=self.tokenizer,
+            callbacks=[metrics_callback(self.metrics, "train"), TensorBoardCallback(tb_writer=self.tb),
+                       self._eval_callback()],
+        )
+        self.model = self.trainer.model
+
+    def _reward_func(self):
+        run = self
+
+        def ffreason_env_reward(prompts, completions, completion_ids, problem, index, trainer_state, log_extra,
+                                log_metric, **_: Any) -> list[float]:
+            texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+            problems = [Problem.from_json(p) for p in problem]
+            step = trainer_state.global_step + 1  # the optimizer step these completions feed
+            rewards, verdicts, metrics = run.score(step, problems, index, texts, [len(ids) for ids in completion_ids])
+            log_extra("index", list(index))
+            log_extra("kind", [p.kind for p in problems])
+            log_extra("strategy", [v.strategy for v in verdicts])
+            log_extra("correct", [v.correct for v in verdicts])
+            for name, value in metrics.items():
+                log_metric(name, value)
+            return rewards
+
+        return ffreason_env_reward
+
+    def _eval_callback(self):
+        from transformers import TrainerCallback
+
+        run = self
+
+        class EvalCallback(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kwargs):
+                if run.cfg.eval_every and state.is_world_process_zero:
+                    run.evaluate(state.global_step)
+
+            def on_step_end(self, args, state, control, **kwargs):
+                every = run.cfg.eval_every
+                if every and state.global_step % every == 0 and state.global_step < state.max_steps \
+                        and state.is_world_process_zero:
+                    run.evaluate(state.global_step)
+
+        return EvalCallback()
+
+    def _train(self):
+        resume = last_checkpoint(self.checkpoint_dir) if self.cfg.resume else None
+        self.trainer.train(resume_from_checkpoint=resume)
+        return self.trainer.model, self.trainer.state.global_step, {}

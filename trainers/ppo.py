@@ -1,0 +1,300 @@
+"""PPO with a learned value function, on the same prompts, rewards, logging and evaluation as GRPO.
+
+TRL removed its PPO (and the old one only took a reward *model*), so this one
+is ours, written to be read top to bottom: the loss functions first (tested
+against hand-computed numbers), then :class:`PPORun` whose ``_train`` is one
+loop: sample -> score with the environment -> per-token log-probs, values and
+KL to the initial policy -> GAE -> ``ppo_epochs`` passes of minibatch updates.
+
+Design choices, all knobs in :class:`~trainers.rl.RLRunConfig`:
+
+- **Value function**: a linear head on the policy's last hidden state (one
+  shared trunk). A separate value model would double the cost on CPU; with a
+  shared trunk ``vf_coef`` (default 0.1) keeps the value loss from pulling the
+  policy around.
+  Its weights start at zero and its bias at the first batch's mean reward:
+  a critic at 0 would give every token of an all-correct batch a positive
+  GAE advantage that decays with distance from the end, which whitening turns
+  into a push *against* the first tokens of correct responses.
+- **Reward**: the environment's terminal reward on the last completion token,
+  plus a per-token KL penalty ``-beta * (log pi - log pi_ref)`` to the initial
+  policy when ``beta > 0`` (``beta`` is TRL's name for the KL coefficient).
+- **Log-probs** are taken at the sampling temperature, as the samples were drawn.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+import shutil
+import time
+from typing import Any
+
+import torch
+
+from ffreason_env import Problem
+
+from .rl import RLRun, RLRunConfig, last_checkpoint
+
+__all__ = ["PPORun", "masked_mean", "masked_whiten", "gae", "policy_loss", "value_loss", "explained_variance"]
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum() / mask.sum().clamp(min=1)
+
+
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Zero mean, unit variance over the masked entries (unmasked entries become 0)."""
+    mean = masked_mean(x, mask)
+    var = masked_mean((x - mean) ** 2, mask)
+    return (x - mean) * torch.rsqrt(var + eps) * mask
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float):
+    """Generalised advantage estimates and returns over ``[batch, time]`` with contiguous action masks.
+
+    The step after the last action of a row has value 0 (the episode ended).
+    """
+    advantages = torch.zeros_like(rewards)
+    next_adv = torch.zeros(rewards.shape[0], dtype=rewards.dtype)
+    next_value = torch.zeros(rewards.shape[0], dtype=rewards.dtype)
+    next_mask = torch.zeros(rewards.shape[0], dtype=rewards.dtype)
+    for t in reversed(range(rewards.shape[1])):
+        delta = rewards[:, t] + gamma * next_value * next_mask - values[:, t]
+        adv = delta + gamma * lam * next_adv * next_mask
+        advantages[:, t] = adv * mask[:, t]
+        next_adv, next_value, next_mask = advantages[:, t], values[:, t], mask[:, t]
+    returns = (advantages + values) * mask
+    return advantages, returns
+
+
+def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
+                clip: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO's clipped surrogate (to minimise) and the fraction of tokens where the clip was active."""
+    ratio = torch.exp(logp - old_logp)
+    unclipped = -advantages * ratio
+    clipped = -advantages * torch.clamp(ratio, 1.0 - clip, 1.0 + clip)
+    loss = masked_mean(torch.maximum(unclipped, clipped), mask)
+    clip_fraction = masked_mean((clipped > unclipped).float(), mask)
+    return loss, clip_fraction
+
+
+def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
+               clip: float) -> torch.Tensor:
+    """``0.5 * max((v - R)^2, (v_clipped - R)^2)``, v_clipped within ``clip`` of the rollout's value."""
+    clipped = old_values + torch.clamp(values - old_values, -clip, clip)
+    return 0.5 * masked_mean(torch.maximum((values - returns) ** 2, (clipped - returns) ** 2), mask)
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> float:
+    """``1 - Var(R - v) / Var(R)`` over the masked tokens (1: perfect, 0: no better than a constant)."""
+    var_r = masked_mean((returns - masked_mean(returns, mask)) ** 2, mask)
+    diff = returns - values
+    var_d = masked_mean((diff - masked_mean(diff, mask)) ** 2, mask)
+    return float(1.0 - var_d / var_r) if var_r > 0 else float("nan")
+
+
+class PPORun(RLRun):
+    def __init__(self, cfg: RLRunConfig) -> None:
+        if cfg.use_vllm:
+            raise ValueError("use_vllm: the PPO trainer generates with transformers only; use --algo grpo for vLLM")
+        super().__init__(cfg)
+        from transformers import get_scheduler
+
+        self.ref = None
+        if cfg.beta > 0 and not cfg.lora:  # with LoRA the reference is the base model with the adapter disabled
+            self.ref = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.value_head = torch.nn.Linear(self.model.config.hidden_size, 1)
+        torch.nn.init.zeros_(self.value_head.weight)
+        torch.nn.init.zeros_(self.value_head.bias)
+        if self.device:
+            self.value_head.to(self.device)
+        if self.resume_step:
+            self._load_checkpoint(last_checkpoint(self.checkpoint_dir))
+        params = [p for p in self.model.parameters() if p.requires_grad] + list(self.value_head.parameters())
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        warmup = int(cfg.warmup_steps * cfg.max_steps) if cfg.warmup_steps < 1 else int(cfg.warmup_steps)
+        self.scheduler = get_scheduler(cfg.lr_scheduler_type, self.optimizer, num_warmup_steps=warmup,
+                                       num_training_steps=cfg.max_steps)
+        if self.resume_step:
+            state = torch.load(os.path.join(last_checkpoint(self.checkpoint_dir), "optimizer.pt"), weights_only=True)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["rng"])
+        self.prompts_per_step = cfg.per_device_train_batch_size // cfg.num_generations
+
+    # --- data
+
+    def _rows(self, step: int) -> list[dict[str, Any]]:
+        """The prompts of optimizer step ``step`` (1-based): passes over the prompt set, each in a seeded order."""
+        n, out = len(self.rows), []
+        for j in range(self.prompts_per_step):
+            g = (step - 1) * self.prompts_per_step + j
+            order = list(range(n))
+            random.Random(self.cfg.seed * 1_000_003 + g // n).shuffle(order)
+            out.append(self.rows[order[g % n]])
+        return out
+
+    def _forward(self, model, input_ids, attention_mask, with_values: bool):
+        """Per-position log-probs of the next token (at the sampling temperature), entropies, values."""
+        out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=with_values)
+        logits = out.logits[:, :-1].float() / self.cfg.temperature
+        logp_all = torch.log_softmax(logits, dim=-1)
+        logp = logp_all.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+        entropy = -(logp_all.exp() * logp_all).sum(-1)
+        values = self.value_head(out.hidden_states[-1][:, :-1].float()).squeeze(-1) if with_values else None
+        return logp, entropy, values
+
+    # --- the algorithm
+
+    def _train(self):
+        from .generation import chat_prompt, generate
+
+        cfg, tok, model = self.cfg, self.tokenizer, self.model
+        device = next(model.parameters()).device
+        pad = tok.pad_token_id
+        model.train()
+        if self.cfg.eval_every:
+            self.evaluate(self.resume_step)
+        step = self.resume_step
+        for step in range(self.resume_step + 1, cfg.max_steps + 1):
+            start = time.perf_counter()
+            rows = self._rows(step)
+
+            # 1. rollouts: num_generations samples per prompt
+            samples = generate(model, tok, [r["prompt"][0]["content"] for r in rows], num_samples=cfg.num_generations,
+                               temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_completion_length,
+                               batch_size=len(rows) * cfg.num_generations)
+            problems, indices, texts, completion_ids, prompt_ids = [], [], [], [], []
+            for row, group in zip(rows, samples):
+                ids = tok(chat_prompt(tok, row["prompt"][0]["content"]), add_special_tokens=False)["input_ids"]
+                for c in group:
+                    problems.append(Problem.from_json(row["problem"]))
+                    indices.append(row["index"])
+                    texts.append(c.text)
+                    completion_ids.append(list(c.token_ids))
+                    prompt_ids.append(ids)
+
+            # 2. rewards from the environment (and the strategy metrics of this batch)
+            scores, _, metrics = self.score(step, problems, indices, texts, [len(c) for c in completion_ids])
+
+            if step == 1:  # the value head starts at the mean reward, so the first advantages are r - mean(r)
+                with torch.no_grad():
+                    self.value_head.bias.fill_(sum(scores) / len(scores))
+
+            # 3. right-padded sequences; action_mask marks the positions that predict a completion token
+            lengths = [len(p) + len(c) for p, c in zip(prompt_ids, completion_ids)]
+            width = max(lengths)
+            input_ids = torch.full((len(lengths), width), pad, dtype=torch.long)
+            attention_mask = torch.zeros((len(lengths), width), dtype=torch.long)
+            action_mask = torch.zeros((len(lengths), width - 1))
+            for i, (p, c) in enumerate(zip(prompt_ids, completion_ids)):
+                input_ids[i, : len(p) + len(c)] = torch.tensor(p + c)
+                attention_mask[i, : len(p) + len(c)] = 1
+                action_mask[i, len(p) - 1 : len(p) + len(c) - 1] = 1
+            input_ids, attention_mask, action_mask = input_ids.to(device), attention_mask.to(device), action_mask.to(device)
+
+            # 4. old log-probs, values, reference log-probs; per-token reward = -beta * KL, + outcome at the end
+            with torch.no_grad():
+                old_logp, _, old_values = self._forward(model, input_ids, attention_mask, with_values=True)
+                kl = torch.zeros_like(old_logp)
+                if cfg.beta > 0:
+                    if self.ref is not None:
+                        ref_logp, _, _ = self._forward(self.ref, input_ids, attention_mask, with_values=False)
+                    else:
+                        with model.disable_adapter():
+                            ref_logp, _, _ = self._forward(model, input_ids, attention_mask, with_values=False)
+                    kl = (old_logp - ref_logp) * action_mask
+                rewards = -cfg.beta * kl
+                last = (action_mask.cumsum(1) == action_mask.sum(1, keepdim=True)) & (action_mask > 0)
+                rewards = rewards + last.float() * torch.tensor(scores, device=device)[:, None]
+                old_values = old_values * action_mask
+                advantages, returns = gae(rewards.cpu(), old_values.cpu(), action_mask.cpu(), cfg.gamma, cfg.lam)
+                advantages, returns = advantages.to(device), returns.to(device)
+                if cfg.whiten_advantages:
+                    advantages = masked_whiten(advantages, action_mask)
+
+            # 5. ppo_epochs passes of num_mini_batches minibatch updates
+            stats: dict[str, list[float]] = {k: [] for k in ("policy_loss", "value_loss", "approx_kl", "clip_fraction",
+                                                             "entropy", "grad_norm")}
+            batch = input_ids.shape[0]
+            for _ in range(cfg.ppo_epochs):
+                perm = torch.randperm(batch)
+                for mb in perm.chunk(cfg.num_mini_batches):
+                    mask = action_mask[mb]
+                    logp, entropy, values = self._forward(model, input_ids[mb], attention_mask[mb], with_values=True)
+                    pg, clip_fraction = policy_loss(logp, old_logp[mb], advantages[mb], mask, cfg.epsilon)
+                    vf = value_loss(values, old_values[mb], returns[mb], mask, cfg.cliprange_value)
+                    loss = pg + cfg.vf_coef * vf
+                    self.optimizer.zero_grad()
+                    loss.backward()
+                    grad_norm = torch.nn.utils.clip_grad_norm_(
+                        [p for g in self.optimizer.param_groups for p in g["params"]], cfg.max_grad_norm)
+                    self.optimizer.step()
+                    with torch.no_grad():
+                        log_ratio = (logp - old_logp[mb]) * mask
+                        stats["approx_kl"].append(float(masked_mean(torch.exp(log_ratio) - 1 - log_ratio, mask)))
+                    stats["policy_loss"].append(pg.item())
+                    stats["value_loss"].append(vf.item())
+                    stats["clip_fraction"].append(clip_fraction.item())
+                    stats["entropy"].append(float(masked_mean(entropy.detach(), mask)))
+                    stats["grad_norm"].append(grad_norm.item())
+            lr = self.scheduler.get_last_lr()[0]
+            self.scheduler.step()
+
+            n_tokens = action_mask.sum(1)
+            metrics.update({k: sum(v) / len(v) for k, v in stats.items()})
+            metrics.update({
+                "reward": sum(scores) / len(scores),
+                "reward_std": float(torch.tensor(scores).std()),
+                "value/explained_variance": explained_variance(old_values, returns, action_mask),
+                "value/mean": float(masked_mean(old_values, action_mask)),
+                "kl": float(masked_mean(kl, action_mask)),
+                "learning_rate": lr,
+                "completions/mean_length": float(n_tokens.float().mean()),
+                "completions/clipped_ratio": sum(1 for c in completion_ids if not c or c[-1] != tok.eos_token_id)
+                / len(completion_ids),
+                "step_time": time.perf_counter() - start,
+            })
+            self.log(step, "train", metrics)
+            if step % cfg.save_steps == 0 or step == cfg.max_steps:
+                self._save_checkpoint(step)
+            if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps:
+                self.evaluate(step)
+        return model, step, {}
+
+    # --- checkpoints: safetensors for weights, weights_only loading for optimizer state
+
+    def _save_checkpoint(self, step: int) -> None:
+        from safetensors.torch import save_file
+
+        from .runlog import write_json
+
+        path = os.path.join(self.checkpoint_dir, f"checkpoint-{step}")
+        tmp = path + ".tmp"
+        self.model.save_pretrained(tmp)
+        self.tokenizer.save_pretrained(tmp)
+        save_file({k: v.contiguous() for k, v in self.value_head.state_dict().items()},
+                  os.path.join(tmp, "value_head.safetensors"))
+        torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                    "rng": torch.get_rng_state()}, os.path.join(tmp, "optimizer.pt"))
+        write_json(os.path.join(tmp, "trainer_state.json"), {"global_step": step})
+        if os.path.exists(path):
+            shutil.rmtree(path)
+        os.replace(tmp, path)  # a checkpoint directory exists only once complete
+
+    def _load_checkpoint(self, path: str) -> None:
+        from safetensors.torch import load_file
+
+        from .models import load_model
+
+        if self.cfg.lora:
+            from peft import PeftModel
+
+            base, _ = load_model(self.init_dir, device=self.device)
+            self.model = PeftModel.from_pretrained(base, path, is_trainable=True)
+        else:
+            self.model, _ = load_model(path, device=self.device)
+        self.model.train()
+        self.value_head.load_state_dict(load_file(os.path.join(path, "value_head.safetensors")))

@@ -1,0 +1,382 @@
+"""What every RL algorithm shares: run config and presets, the environment bridge, strategy logging, evaluation.
+
+An algorithm is one module with a class built from an :class:`RLRunConfig`
+that subclasses :class:`RLRun` and implements ``_train``; it is registered in
+:data:`ALGORITHMS` and built by :func:`make_trainer`. Prompts, rewards,
+strategy labels, periodic evaluation, metrics files and the final checkpoint
+live here once, so GRPO and PPO cannot drift apart.
+
+Rewards come from the environment itself: each completion is scored by
+``env.reset(options={"problem": p})`` + ``env.step(text)``, the same call a
+user's own loop makes, and ``env.verdict`` carries the strategy label.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from ffreason_env import ENV_IDS, Problem, ProblemConfig
+
+from .settings import to_dict
+
+__all__ = [
+    "RLRunConfig",
+    "RL_PRESETS",
+    "ALGORITHMS",
+    "make_trainer",
+    "EnvScorer",
+    "RLRun",
+    "prompt_rows",
+    "flatten",
+]
+
+
+@dataclass
+class RLRunConfig:
+    """Every knob of an RL run. TRL's names where TRL has the knob; PPO's own below them."""
+
+    out: str = ""
+    """Run directory (required)."""
+    algo: str = "grpo"
+    preset: str = "tiny"
+    init: str = ""
+    """SFT run directory, model directory or hub id to start from (required)."""
+    lora: bool = False
+    """Train a LoRA adapter (r=64, alpha=128, dropout 0.05) on top of ``init`` and merge it at the end."""
+    env: str = "ffreason/Mixed-v0"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of ``gymnasium.make(env)``: ProblemConfig fields, ``format_penalty``, ``process_weight``."""
+    prompts: int = 1024
+    """Distinct training problems (items 0..prompts-1 of the env's stream); the study used 1024."""
+    prompt_seed: int = 1
+    """The env's ``problem_seed`` for training prompts (SFT data uses 0, validation ``VALIDATION_SEED``)."""
+    # --- TRL GRPOConfig names
+    max_steps: int = 200
+    num_generations: int = 8
+    per_device_train_batch_size: int = 32
+    """Completions per optimizer step and device (prompts per step = this / num_generations)."""
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 1e-5
+    lr_scheduler_type: str = "constant"
+    warmup_steps: float = 0.0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    beta: float = 0.05
+    """KL coefficient to the initial policy (0 skips the reference model)."""
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_completion_length: int = 512
+    """Generation budget in tokens: also the study's lever for selection (a long search does not fit)."""
+    loss_type: str = "grpo"
+    scale_rewards: str = "group"
+    epsilon: float = 0.2
+    num_iterations: int = 1
+    use_vllm: bool = False
+    vllm_mode: str = "colocate"
+    vllm_gpu_memory_utilization: float = 0.3
+    report_to: list[str] = field(default_factory=lambda: ["none"])
+    """Extra TRL/transformers loggers (``wandb``, ...); metrics.jsonl and TensorBoard are always written."""
+    logging_steps: int = 1
+    save_steps: int = 25
+    seed: int = 0
+    bf16: bool = False
+    # --- PPO's own (trainers/ppo.py)
+    gamma: float = 1.0
+    lam: float = 0.95
+    cliprange_value: float = 0.2
+    vf_coef: float = 0.1
+    ppo_epochs: int = 2
+    num_mini_batches: int = 2
+    whiten_advantages: bool = True
+    # --- evaluation and run control
+    eval_every: int = 25
+    """Evaluate on every ``eval_ranges`` set each N optimizer steps (and before the first, and at the end); 0: never."""
+    eval_ranges: list[list[int]] = field(default_factory=lambda: [[2, 5], [6, 9]])
+    eval_n: int = 200
+    eval_batch_size: int = 64
+    resume: bool = False
+    """Continue from the last checkpoint in ``RUN_DIR/checkpoints``."""
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.report_to, str):
+            self.report_to = [self.report_to]
+        self.eval_ranges = [list(r) for r in self.eval_ranges]
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad field; called before any model is loaded."""
+        if not self.out:
+            raise ValueError("out: a run directory is required")
+        if not self.init:
+            raise ValueError("init: the model to start from is required (an SFT run directory or a hub id)")
+        if self.algo not in ALGORITHMS:
+            raise ValueError(f"algo: {self.algo!r} is not one of {sorted(ALGORITHMS)}")
+        if self.env not in ENV_IDS:
+            raise ValueError(f"env: unknown environment id {self.env!r}; known: {', '.join(ENV_IDS)}")
+        if not isinstance(self.env_kwargs, dict):
+            raise ValueError(f"env_kwargs: expected a mapping, got {self.env_kwargs!r}")
+        for name in ("prompts", "max_steps", "num_generations", "per_device_train_batch_size",
+                     "gradient_accumulation_steps", "max_completion_length", "num_iterations", "logging_steps",
+                     "save_steps", "eval_n", "eval_batch_size", "ppo_epochs", "num_mini_batches"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}: expected an integer >= 1, got {v!r}")
+        if self.num_generations < 2:
+            raise ValueError(f"num_generations: a group needs at least 2 completions, got {self.num_generations}")
+        batch = self.per_device_train_batch_size * self.gradient_accumulation_steps
+        if batch % self.num_generations:
+            raise ValueError(
+                f"num_generations: {self.num_generations} does not divide the batch of {batch} completions "
+                f"(per_device_train_batch_size x gradient_accumulation_steps)"
+            )
+        if self.per_device_train_batch_size % self.num_mini_batches:
+            raise ValueError(f"num_mini_batches: {self.num_mini_batches} does not divide "
+                             f"per_device_train_batch_size {self.per_device_train_batch_size}")
+        for name in ("learning_rate", "temperature", "top_p", "epsilon"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: expected > 0, got {getattr(self, name)!r}")
+        for name in ("beta", "weight_decay", "vf_coef", "cliprange_value", "eval_every", "warmup_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)!r}")
+        if not (0 <= self.gamma <= 1 and 0 <= self.lam <= 1):
+            raise ValueError(f"gamma/lam: expected in [0, 1], got gamma={self.gamma} lam={self.lam}")
+        if self.vllm_mode not in ("colocate", "server"):
+            raise ValueError(f"vllm_mode: {self.vllm_mode!r} is not 'colocate' or 'server'")
+        for r in self.eval_ranges:
+            if len(r) != 2 or not 1 <= r[0] <= r[1]:
+                raise ValueError(f"eval_ranges: each range is [min_steps, max_steps] with 1 <= min <= max, got {r}")
+        make_env(self)  # bad env kwargs fail here, with the env's own message
+
+    def env_kwargs_full(self) -> dict[str, Any]:
+        return {"problem_seed": self.prompt_seed, **self.env_kwargs}
+
+
+RL_PRESETS: dict[str, dict[str, Any]] = {
+    "micro": dict(
+        max_steps=4, num_generations=4, per_device_train_batch_size=8, learning_rate=1e-4, beta=0.0, temperature=1.0,
+        max_completion_length=48, save_steps=2, eval_every=0, eval_n=16, prompts=64,
+    ),
+    "tiny": dict(
+        max_steps=200, num_generations=8, per_device_train_batch_size=64, learning_rate=1e-4, beta=0.0,
+        temperature=1.0, max_completion_length=96, loss_type="grpo", scale_rewards="group", save_steps=50,
+        eval_every=25, eval_n=200, prompts=1024,
+    ),
+    "qwen1.5b": dict(
+        lora=True, max_steps=500, num_generations=8, per_device_train_batch_size=32, learning_rate=1e-5, beta=0.05,
+        temperature=0.7, max_completion_length=1024, loss_type="grpo", scale_rewards="group", save_steps=25,
+        eval_every=25, eval_n=500, prompts=1024, bf16=True, use_vllm=True, vllm_mode="colocate",
+    ),
+}
+"""``qwen1.5b`` is the study's GRPO (LoRA, batch 32, group 8, beta 0.05, temperature 0.7, lr 1e-5,
+checkpoints every 25 steps, vLLM colocate); ``tiny`` is what the from-scratch CPU model needs (lr 1e-4,
+no KL, temperature 1, a 96-token budget); ``micro`` is for smoke tests."""
+
+ALGORITHMS: dict[str, str] = {"grpo": "trainers.grpo:GRPORun", "ppo": "trainers.ppo:PPORun"}
+"""Algorithm name -> ``module:class``; a new algorithm is one module and one line here."""
+
+
+def make_trainer(algo: str, config: RLRunConfig) -> "RLRun":
+    """The run object of ``algo`` (``train()``, ``evaluate()``), built and checked before any training."""
+    if algo not in ALGORITHMS:
+        raise ValueError(f"algo: {algo!r} is not one of {sorted(ALGORITHMS)}")
+    config.algo = algo
+    module, name = ALGORITHMS[algo].split(":")
+    return getattr(importlib.import_module(module), name)(config)
+
+
+def make_env(cfg: RLRunConfig):
+    import gymnasium as gym
+
+    import ffreason_env  # noqa: F401  (registers the ids)
+
+    try:
+        return gym.make(cfg.env, **cfg.env_kwargs_full())
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"env_kwargs: {e}") from None
+
+
+def prompt_rows(env, n: int) -> list[dict[str, Any]]:
+    """Items 0..n-1 of the env's problem stream as rows: chat prompt, serialized problem, index, kind."""
+    rows = []
+    for i in range(n):
+        prompt, info = env.reset(options={"index": i})
+        rows.append({
+            "prompt": [{"role": "user", "content": prompt}],
+            "problem": json.dumps(info["problem"]),
+            "index": i,
+            "kind": info["problem_kind"],
+        })
+    return rows
+
+
+class EnvScorer:
+    """Scores completions through the environment's own ``step`` and keeps their verdicts."""
+
+    def __init__(self, env) -> None:
+        self.env = env
+
+    def score(self, problems: Sequence[Problem], texts: Sequence[str]):
+        """``(rewards, verdicts)``, one of each per ``(problem, text)`` pair."""
+        rewards, verdicts = [], []
+        for problem, text in zip(problems, texts, strict=True):
+            self.env.reset(options={"problem": problem})
+            _, reward, _, _, _ = self.env.step(text)
+            rewards.append(float(reward))
+            verdicts.append(self.env.unwrapped.verdict)
+        return rewards, verdicts
+
+
+def flatten(summary: dict[str, Any], prefix: str) -> dict[str, float]:
+    """Plain metric names from :func:`trainers.evaluation.summarize`: ``{prefix}/{kind}/strategy/forward`` etc."""
+    out = {f"{prefix}/{k}": summary[k] for k in ("accuracy", "aligned", "mean_tokens") if k in summary}
+    for kind, b in summary.get("per_kind", {}).items():
+        out[f"{prefix}/{kind}/accuracy"] = b["accuracy"]
+        out[f"{prefix}/{kind}/aligned"] = b["aligned"]
+        for s, frac in b["strategy"].items():
+            out[f"{prefix}/{kind}/strategy/{s}"] = frac
+        for s, block in b["accuracy_by_strategy"].items():
+            out[f"{prefix}/{kind}/accuracy_by_strategy/{s}"] = block["accuracy"]
+    for steps, b in summary.get("per_steps", {}).items():
+        out[f"{prefix}/steps/{steps}/accuracy"] = b["accuracy"]
+    return out
+
+
+class RLRun:
+    """Loads the policy, the env, the prompts and the validation sets; evaluates; saves. Subclasses train."""
+
+    def __init__(self, cfg: RLRunConfig) -> None:
+        import torch
+        import yaml
+        from torch.utils.tensorboard import SummaryWriter
+        from transformers import set_seed
+
+        from .evaluation import validation_set
+        from .models import STUDY_LORA, load_model, resolve_model_dir
+        from .runlog import MetricsLog
+        from .tokenizer import missing_words
+
+        cfg.validate()
+        self.cfg = cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        set_seed(cfg.seed)
+        self.env = make_env(cfg)
+        self.problem_config: ProblemConfig = self.env.unwrapped.config
+        self.init_dir = resolve_model_dir(cfg.init)
+        self.device = "cuda" if torch.cuda.is_available() else None
+        self.model, self.tokenizer = load_model(
+            self.init_dir, lora=STUDY_LORA if cfg.lora else None, dtype="bfloat16" if cfg.bf16 else "auto",
+            device=self.device if not cfg.use_vllm else None,
+        )
+        missing = missing_words(self.tokenizer, self.problem_config)
+        if missing:
+            raise ValueError(f"init: the tokenizer of {cfg.init!r} cannot encode task words {missing[:10]}")
+        if not cfg.resume and os.path.exists(os.path.join(cfg.out, "metrics.jsonl")):
+            raise ValueError(f"out: {cfg.out!r} already holds a run; continue it with --resume or choose a new directory")
+        os.makedirs(cfg.out, exist_ok=True)
+        with open(os.path.join(cfg.out, "config.yaml"), "w") as f:
+            yaml.safe_dump({"command": "rl", **to_dict(cfg)}, f, sort_keys=False)
+        self.checkpoint_dir = os.path.join(cfg.out, "checkpoints")
+        self.resume_step = self._resume_step() if cfg.resume else 0
+        self.metrics = MetricsLog(cfg.out)
+        self.completions = MetricsLog(cfg.out, "completions.jsonl")
+        if self.resume_step:  # lines past the checkpoint were written by the killed run and are redone
+            self.metrics.truncate_after(self.resume_step)
+            self.completions.truncate_after(self.resume_step)
+        self.tb = SummaryWriter(os.path.join(cfg.out, "tb"))
+        self.scorer = EnvScorer(self.env)
+        self.rows = prompt_rows(self.env, cfg.prompts)
+        eval_base = self.problem_config.replace(max_label_offset=0)
+        self.eval_sets = {
+            f"eval_{lo}-{hi}": validation_set(eval_base.replace(min_steps=lo, max_steps=hi), cfg.eval_n)
+            for lo, hi in cfg.eval_ranges
+        }
+
+    # --- shared by the algorithms
+
+    def score(self, step: int, problems: Sequence[Problem], indices: Sequence[int], texts: Sequence[str],
+              num_tokens: Sequence[int]) -> tuple[list[float], list, dict[str, float]]:
+        """Rewards and verdicts of one batch of completions; writes one ``completions.jsonl`` line each and returns the
+        batch's strategy metrics (``train/{kind}/strategy/{s}``, accuracy per kind and per (kind, strategy))."""
+        from .evaluation import summarize
+
+        rewards, verdicts = self.scorer.score(problems, texts)
+        for i, (problem, index, text, verdict, reward, n) in enumerate(
+                zip(problems, indices, texts, verdicts, rewards, num_tokens, strict=True)):
+            self.completions.write(step, "train", {
+                "slot": i, "index": int(index), "kind": problem.kind, "num_steps": problem.num_steps,
+                "strategy": verdict.strategy, "correct": verdict.correct, "reward": reward, "num_tokens": int(n),
+                "completion": text,
+            })
+        summary = summarize(zip(problems, verdicts, num_tokens))
+        return rewards, verdicts, flatten(summary, "train")
+
+    def log(self, step: int, phase: str, metrics: dict[str, float]) -> None:
+        self.metrics.write(step, phase, metrics)
+        for k, v in metrics.items():
+            self.tb.add_scalar(k, v, step)
+        self.tb.flush()
+
+    def evaluate(self, step: int | None = None, model=None) -> dict[str, Any]:
+        """Greedy evaluation on every validation set; logged under ``eval_{lo}-{hi}/...`` at ``step``."""
+        from .evaluation import EvalSettings, evaluate
+
+        model = model if model is not None else self.model
+        was_training = model.training
+        model.eval()
+        reports, flat = {}, {}
+        for name, problems in self.eval_sets.items():
+            settings = EvalSettings(n=len(problems), batch_size=self.cfg.eval_batch_size)
+            reports[name] = evaluate(model, self.tokenizer, problems, settings, progress=False)
+            flat.update(flatten(reports[name]["greedy"], name))
+        if was_training:
+            model.train()
+        if step is not None:
+            self.log(step, "eval", flat)
+        return reports
+
+    def _resume_step(self) -> int:
+        last = last_checkpoint(self.checkpoint_dir)
+        if last is None:
+            raise FileNotFoundError(f"resume: no checkpoint in {self.checkpoint_dir!r}")
+        return int(last.rsplit("-", 1)[1])
+
+    def finish(self, model, wall: float, steps: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Save ``RUN_DIR/model`` (LoRA merged), evaluate it, write ``rl_summary.json``."""
+        from .runlog import write_json
+
+        if self.cfg.lora:
+            model = model.merge_and_unload()
+        model_dir = os.path.join(self.cfg.out, "model")
+        model.save_pretrained(model_dir)
+        self.tokenizer.save_pretrained(model_dir)
+        summary: dict[str, Any] = {"algo": self.cfg.algo, "steps": steps, "train_seconds": wall,
+                                   "seconds_per_step": wall / max(1, steps - self.resume_step), **(extra or {})}
+        if self.cfg.eval_every:
+            reports = self.evaluate(steps, model)
+            summary["eval"] = {name: r["greedy"]["accuracy"] for name, r in reports.items()}
+        write_json(os.path.join(self.cfg.out, "rl_summary.json"), summary)
+        self.tb.close()
+        return summary
+
+    def train(self) -> dict[str, Any]:
+        start = time.perf_counter()
+        model, steps, extra = self._train()
+        return self.finish(model, time.perf_counter() - start, steps, extra)
+
+    def _train(self):  # pragma: no cover - every algorithm overrides it
+        raise NotImplementedError
+
+
+def last_checkpoint(directory: str) -> str | None:
+    """The ``checkpoint-N`` sub-directory with the largest N, or None."""
+    if not os.path.isdir(directory):
+        return None
+    steps = [int(d.rsplit("-", 1)[1]) for d in os.listdir(directory)
+             if d.startswith("checkpoint-") and d.rsplit("-", 1)[1].isdigit()]
+    return os.path.join(directory, f"checkpoint-{max(steps)}") if steps else None
