@@ -102,6 +102,12 @@ def _sample(args: argparse.Namespace) -> None:
 
 def _export(args: argparse.Namespace) -> None:
     config = config_from_args(args)
+    if args.what == "verl":
+        from .verl import verl_records, write_parquet
+
+        n = write_parquet(verl_records(config, args.seed, args.n, args.split), args.out)
+        print(f"wrote {n} verl rows to {args.out}")
+        return
     if args.what == "sft":
         records = list(sft_records(config, args.arm, args.seed, args.n))
     else:
@@ -132,15 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print one JSON object per problem instead of text")
     s.set_defaults(func=_sample, parser=s)
 
-    e = sub.add_parser("export", help="write SFT pairs or RL prompts as JSONL (and a datasets.Dataset)",
+    e = sub.add_parser("export", help="write SFT pairs or RL prompts as JSONL (and a datasets.Dataset), or verl parquet",
                        description="Write a dataset. sft: prompt/completion pairs of an arm (F: forward traces, "
-                                   "B: backward, FB: a seeded coin per example). rl: prompts with answers.")
-    e.add_argument("what", choices=["sft", "rl"], help="which dataset")
+                                   "B: backward, FB: a seeded coin per example). rl: prompts with answers. "
+                                   "verl: RL prompts as verl's parquet (score them with ffreason_env.verl.compute_score).")
+    e.add_argument("what", choices=["sft", "rl", "verl"], help="which dataset")
     add_config_args(e)
     e.add_argument("--arm", choices=sorted(ARMS), default="FB", help="SFT arm (default %(default)s)")
     e.add_argument("-n", type=int, default=2048, help="number of records (default %(default)s)")
     e.add_argument("--seed", type=int, default=0, help="problem stream seed (default %(default)s)")
-    e.add_argument("--out", required=True, help="output .jsonl path")
+    e.add_argument("--out", required=True, help="output path (.jsonl; .parquet for verl)")
+    e.add_argument("--split", default="train", help="verl: the split recorded in extra_info (default %(default)s)")
     e.add_argument("--hf-dataset", default=None, metavar="DIR",
                    help="also save a datasets.Dataset to DIR (needs the train extra)")
     e.set_defaults(func=_export, parser=e)

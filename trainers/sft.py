@@ -80,10 +80,10 @@ class SFTRunConfig:
 
 SFT_PRESETS: dict[str, dict[str, Any]] = {
     "micro": dict(model_size="micro", examples=256, epochs=1, batch_size=16, lr=3e-3, eval_n=0, max_length=512),
-    "tiny": dict(model_size="tiny", examples=16384, epochs=4, batch_size=16, lr=1e-3, warmup_ratio=0.02,
-                 max_length=1024, curriculum=True),
-    "small": dict(model_size="small", examples=16384, epochs=4, batch_size=16, lr=5e-4, warmup_ratio=0.02,
-                  max_length=1024, curriculum=True),
+    "tiny": dict(model_size="tiny", examples=48000, epochs=1, batch_size=32, lr=1e-3, lr_scheduler="constant_with_warmup",
+                 warmup_ratio=0.033, max_length=1024),
+    "small": dict(model_size="small", examples=48000, epochs=1, batch_size=32, lr=5e-4,
+                  lr_scheduler="constant_with_warmup", warmup_ratio=0.033, max_length=1024),
     "qwen1.5b": dict(
         model="Qwen/Qwen2.5-1.5B-Instruct", lora=True, examples=2048, epochs=20, batch_size=16, lr=2e-4,
         bf16=True, max_length=2048, eval_n=500,

@@ -1,0 +1,23 @@
+"""``python -m benchmarks NAME [options]``; ``python -m benchmarks`` lists them."""
+
+import importlib
+import sys
+
+BENCHMARKS = {
+    "trainer_overhead": "seconds per GRPO / PPO step; env bridge vs plain TRL",
+}
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
+        print("usage: python -m benchmarks NAME [options]   (NAME --help for its options)\n")
+        for name, what in BENCHMARKS.items():
+            print(f"  {name:<20} {what}")
+        return
+    name = sys.argv[1]
+    if name not in BENCHMARKS:
+        sys.exit(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
+    importlib.import_module(f"benchmarks.{name}").main(sys.argv[2:])
+
+
+main()
