@@ -83,7 +83,7 @@ def test_evaluation_of_a_model_that_learnt_one_step_problems(one_step_run):
     problems = validation_set(config, 100)
     report = evaluate(model, tok, problems, EvalSettings(n=100, samples=4), progress=False)
     greedy, sampled = report["greedy"], report["sampled"]
-    assert greedy["accuracy"] >= 0.85  # measured 0.97 with seeds 0 and 1; chance is 1/11
+    assert greedy["accuracy"] >= 0.85  # measured 0.98 and 0.92 with seeds 0 and 1; chance is 1/11
     assert greedy["per_kind"]["evaluation"]["strategy"]["forward"] >= 0.9
     assert sum(greedy["per_kind"]["evaluation"]["strategy"].values()) == pytest.approx(1.0)
     pk = sampled["pass@k"]
@@ -161,3 +161,20 @@ def test_cli_eval_writes_a_report(one_step_run, capsys):
     assert report["greedy"]["n"] == 24 and report["steps_range"] == [1, 1]
     printed = capsys.readouterr().out
     assert "greedy: accuracy" in printed and "evaluation" in printed
+
+
+def test_length_grouped_order_is_a_permutation_of_homogeneous_batches_in_random_order():
+    from trainers.sft import length_grouped_order
+
+    import random
+
+    rng = random.Random(0)
+    lengths = [rng.choice([30, 40, 200, 400]) + rng.randint(0, 9) for _ in range(4096)]
+    order = length_grouped_order(lengths, batch_size=32, seed=1, chunk_batches=16)
+    assert sorted(order) == list(range(4096))
+    batches = [order[i:i + 32] for i in range(0, 4096, 32)]
+    spreads = [max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches]
+    assert sum(s <= 20 for s in spreads) >= 0.9 * len(batches)  # little padding
+    firsts = [lengths[b[0]] for b in batches[:16]]
+    assert firsts != sorted(firsts) and firsts != sorted(firsts, reverse=True)  # no long->short cycle
+    assert order != length_grouped_order(lengths, batch_size=32, seed=2, chunk_batches=16)

@@ -9,7 +9,9 @@ the training distribution).
 
 from __future__ import annotations
 
+import math
 import os
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +20,7 @@ from ffreason_env import ARMS, ProblemConfig, sft_records
 
 from .settings import to_dict
 
-__all__ = ["SFTRunConfig", "SFT_PRESETS", "run_sft", "problem_config"]
+__all__ = ["SFTRunConfig", "SFT_PRESETS", "run_sft", "problem_config", "length_grouped_order"]
 
 
 @dataclass
@@ -40,7 +42,8 @@ class SFTRunConfig:
     examples: int = 2048
     data_seed: int = 0
     curriculum: bool = False
-    """Present examples shortest first in each epoch (fewest steps, then shortest response) instead of shuffled."""
+    """Present examples shortest first in each epoch (fewest steps, then shortest response) instead of in
+    shuffled length-grouped batches."""
     epochs: float = 20.0
     lr: float = 2e-4
     lr_scheduler: str = "cosine"
@@ -98,6 +101,29 @@ def problem_config(cfg: SFTRunConfig) -> ProblemConfig:
     return ProblemConfig(**{"p": cfg.p, "min_steps": lo, "max_steps": hi, **cfg.problem})
 
 
+def length_grouped_order(lengths: list[int], batch_size: int, seed: int, chunk_batches: int = 64) -> list[int]:
+    """An epoch's order: batches of similar length (little padding), the batches themselves in random order.
+
+    Consecutive chunks of ``chunk_batches`` batches are sorted by length (ties
+    keep their random order) and cut into batches, then all batches are
+    shuffled. Lengths are word counts: sorting by characters would group
+    examples by which symbols they contain (``e10`` is longer than ``e1``) and
+    bias every batch. transformers' length-grouped
+    sampler instead walks each mega-batch from longest to shortest, a cycle the
+    from-scratch model learnt far slower from (see docs/training.md).
+    """
+    rng = random.Random(seed)
+    perm = list(range(len(lengths)))
+    rng.shuffle(perm)
+    batches = []
+    chunk = batch_size * chunk_batches
+    for start in range(0, len(perm), chunk):
+        part = sorted(perm[start:start + chunk], key=lambda i: lengths[i])
+        batches += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return [i for b in batches for i in b]
+
+
 def _conversations(records):
     for r in records:
         yield {
@@ -141,12 +167,18 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
 
     records = list(sft_records(pconfig, cfg.arm, cfg.data_seed, cfg.examples))
     if cfg.curriculum:
-        records.sort(key=lambda r: (r["steps"], len(r["completion"])))
-    dataset = Dataset.from_list(list(_conversations(records)))
+        order = sorted(range(len(records)), key=lambda i: (records[i]["steps"], len(records[i]["completion"])))
+        order = order * math.ceil(cfg.epochs)
+    else:
+        order = [i for epoch in range(math.ceil(cfg.epochs))
+                 for i in length_grouped_order([len(r["completion"].split()) for r in records], cfg.batch_size * cfg.grad_accum,
+                                               seed=cfg.seed * 1000 + epoch)]
+    total_steps = max(1, int(len(records) * cfg.epochs) // (cfg.batch_size * cfg.grad_accum))
+    dataset = Dataset.from_list(list(_conversations(records[i] for i in order)))
     on_gpu = torch.cuda.is_available()
     args = SFTConfig(
         output_dir=os.path.join(cfg.out, "checkpoints"),
-        num_train_epochs=cfg.epochs,
+        max_steps=total_steps,
         per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum,
         learning_rate=cfg.lr,
@@ -164,7 +196,7 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
         seed=cfg.seed,
         data_seed=cfg.data_seed,
         use_cpu=not on_gpu,
-        train_sampling_strategy="sequential" if cfg.curriculum else "group_by_length",
+        train_sampling_strategy="sequential",  # the order built above
         dataloader_num_workers=0,
         completion_only_loss=True,
     )
@@ -177,7 +209,8 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
         processing_class=tokenizer,
         callbacks=[metrics_callback(log, "sft"), TensorBoardCallback(tb_writer=tb)],
     )
-    n_tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
+    rows = total_steps * cfg.batch_size * cfg.grad_accum
+    n_tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"][:rows])
     start = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - start
@@ -187,12 +220,11 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
     model_dir = os.path.join(cfg.out, "model")
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
-    epochs_done = trainer.state.epoch or cfg.epochs
     summary = {
         "arm": cfg.arm,
         "train_seconds": wall,
-        "train_tokens": int(n_tokens * epochs_done),
-        "tokens_per_second": n_tokens * epochs_done / wall,
+        "train_tokens": n_tokens,
+        "tokens_per_second": n_tokens / wall,
         "optimizer_steps": trainer.state.global_step,
         "final_loss": next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None),
     }
