@@ -157,8 +157,12 @@ class PPORun(RLRun):
         model.train()
         if self.cfg.eval_every:
             self.evaluate(self.resume_step)
+        from tqdm.auto import tqdm
+
         step = self.resume_step
-        for step in range(self.resume_step + 1, cfg.max_steps + 1):
+        bar = tqdm(range(self.resume_step + 1, cfg.max_steps + 1), desc="ppo", initial=self.resume_step,
+                   total=cfg.max_steps)
+        for step in bar:
             start = time.perf_counter()
             rows = self._rows(step)
 
@@ -258,6 +262,7 @@ class PPORun(RLRun):
                 "step_time": time.perf_counter() - start,
             })
             self.log(step, "train", metrics)
+            bar.set_postfix(reward=f"{metrics['reward']:.2f}", aligned=f"{metrics.get('train/aligned', 0):.2f}")
             if step % cfg.save_steps == 0 or step == cfg.max_steps:
                 self._save_checkpoint(step)
             if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps:
