@@ -12,6 +12,7 @@ also measured directly.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 
@@ -70,11 +71,7 @@ def run(init: str | None, steps: int, repeats: int, threads: int) -> dict:
         arms["plain"] += _step_times(plain)[1:]
 
         ppo = make_trainer("ppo", config(f"ppo{r}", "ppo"))
-        ppo.cfg.eval_every = 0
-        start = time.perf_counter()
         ppo._train()
-        import json
-
         with open(f"{work}/ppo{r}/metrics.jsonl") as f:
             arms["ppo"] += [m["step_time"] for m in map(json.loads, f) if "step_time" in m][1:]
     out = {name: summary(v) for name, v in arms.items()}

@@ -33,16 +33,24 @@ SFT_FLAGS = ("arm", "model", "model_size", "lora", "steps_range", "p", "problem"
              "threads")
 
 
-def _cmd_sft(args: argparse.Namespace) -> int:
-    from .settings import load_yaml, merge
-    from .sft import SFT_PRESETS, SFTRunConfig, run_sft
+def _preset_and_file(args: argparse.Namespace, presets: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The preset (flag > YAML's ``preset:`` > tiny) and the YAML file's other values."""
+    from .settings import load_yaml
 
     from_file = load_yaml(args.config)
     from_file.pop("command", None)
     file_preset = from_file.pop("preset", None)
     preset = args.preset or file_preset or "tiny"
-    if preset not in SFT_PRESETS:
-        raise ValueError(f"preset: {preset!r} is not one of {sorted(SFT_PRESETS)}")
+    if preset not in presets:
+        raise ValueError(f"preset: {preset!r} is not one of {sorted(presets)}")
+    return preset, from_file
+
+
+def _cmd_sft(args: argparse.Namespace) -> int:
+    from .settings import merge
+    from .sft import SFT_PRESETS, SFTRunConfig, run_sft
+
+    preset, from_file = _preset_and_file(args, SFT_PRESETS)
     flags = _flags(args, SFT_FLAGS)
     cfg = merge(SFTRunConfig, SFT_PRESETS[preset], from_file, flags, {"preset": preset, "out": args.out})
     summary = run_sft(cfg)
@@ -60,21 +68,14 @@ RL_FLAGS = ("algo", "init", "lora", "env", "env_kwargs", "prompts", "prompt_seed
 
 def _cmd_rl(args: argparse.Namespace) -> int:
     from .rl import RL_PRESETS, RLRunConfig, make_trainer
-    from .settings import load_yaml, merge
+    from .settings import merge
 
-    from_file = load_yaml(args.config)
-    from_file.pop("command", None)
-    file_preset = from_file.pop("preset", None)
-    preset = args.preset or file_preset or "tiny"
-    if preset not in RL_PRESETS:
-        raise ValueError(f"preset: {preset!r} is not one of {sorted(RL_PRESETS)}")
+    preset, from_file = _preset_and_file(args, RL_PRESETS)
     flags = _flags(args, RL_FLAGS)
     env_kwargs = {**from_file.pop("env_kwargs", {}), **flags.pop("env_kwargs", {})}
     for reward_option in ("format_penalty", "process_weight"):  # reward options are env kwargs
         if reward_option in flags:
             env_kwargs[reward_option] = flags.pop(reward_option)
-    if "eval_ranges" in flags:
-        flags["eval_ranges"] = [list(r) for r in flags["eval_ranges"]]
     cfg = merge(RLRunConfig, RL_PRESETS[preset], from_file, flags,
                 {"preset": preset, "out": args.out, "env_kwargs": env_kwargs})
     run = make_trainer(cfg.algo, cfg)

@@ -110,19 +110,21 @@ class PPORun(RLRun):
         torch.nn.init.zeros_(self.value_head.bias)
         if self.device:
             self.value_head.to(self.device)
-        if self.resume_step:
-            self._load_checkpoint(last_checkpoint(self.checkpoint_dir))
+        checkpoint = last_checkpoint(self.checkpoint_dir) if self.resume_step else None
+        if checkpoint:
+            self._load_checkpoint(checkpoint)
         params = [p for p in self.model.parameters() if p.requires_grad] + list(self.value_head.parameters())
         self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         warmup = int(cfg.warmup_steps * cfg.max_steps) if cfg.warmup_steps < 1 else int(cfg.warmup_steps)
         self.scheduler = get_scheduler(cfg.lr_scheduler_type, self.optimizer, num_warmup_steps=warmup,
                                        num_training_steps=cfg.max_steps)
-        if self.resume_step:
-            state = torch.load(os.path.join(last_checkpoint(self.checkpoint_dir), "optimizer.pt"), weights_only=True)
+        if checkpoint:
+            state = torch.load(os.path.join(checkpoint, "optimizer.pt"), weights_only=True)
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["rng"])
         self.prompts_per_step = cfg.per_device_train_batch_size // cfg.num_generations
+        self._orders: dict[int, list[int]] = {}
 
     # --- data
 
@@ -131,10 +133,16 @@ class PPORun(RLRun):
         n, out = len(self.rows), []
         for j in range(self.prompts_per_step):
             g = (step - 1) * self.prompts_per_step + j
-            order = list(range(n))
-            random.Random(self.cfg.seed * 1_000_003 + g // n).shuffle(order)
-            out.append(self.rows[order[g % n]])
+            out.append(self.rows[self._order(g // n)[g % n]])
         return out
+
+    def _order(self, pass_index: int) -> list[int]:
+        """The seeded order of pass ``pass_index`` over the prompts (computed once per pass)."""
+        if pass_index not in self._orders:
+            order = list(range(len(self.rows)))
+            random.Random(self.cfg.seed * 1_000_003 + pass_index).shuffle(order)
+            self._orders = {pass_index: order}
+        return self._orders[pass_index]
 
     def _forward(self, model, input_ids, attention_mask, with_values: bool):
         """Per-position log-probs of the next token (at the sampling temperature), entropies, values."""
@@ -173,8 +181,9 @@ class PPORun(RLRun):
             problems, indices, texts, completion_ids, prompt_ids = [], [], [], [], []
             for row, group in zip(rows, samples):
                 ids = tok(chat_prompt(tok, row["prompt"][0]["content"]), add_special_tokens=False)["input_ids"]
+                problem = Problem.from_json(row["problem"])
                 for c in group:
-                    problems.append(Problem.from_json(row["problem"]))
+                    problems.append(problem)
                     indices.append(row["index"])
                     texts.append(c.text)
                     completion_ids.append(list(c.token_ids))

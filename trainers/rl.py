@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ffreason_env import ENV_IDS, Problem, ProblemConfig
+from ffreason_env.config import check_int
 
 from .settings import to_dict
 
@@ -123,9 +124,7 @@ class RLRunConfig:
         for name in ("prompts", "max_steps", "num_generations", "per_device_train_batch_size",
                      "gradient_accumulation_steps", "max_completion_length", "num_iterations", "logging_steps",
                      "save_steps", "eval_n", "eval_batch_size", "ppo_epochs", "num_mini_batches"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name}: expected an integer >= 1, got {v!r}")
+            check_int(name, getattr(self, name), 1, 2**31 - 1)
         if self.num_generations < 2:
             raise ValueError(f"num_generations: a group needs at least 2 completions, got {self.num_generations}")
         batch = self.per_device_train_batch_size * self.gradient_accumulation_steps
