@@ -20,12 +20,10 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The study's central experiment (SFT arms F, B, FB; GRPO on 2-5 and 6-9 steps) with the tiny model on a CPU;
+# rerunning resumes. Report: runs/demo/report.md.
 demo: $(STAMP)
-	$(PY) -m ffreason_env sample --kind evaluation --steps 3 --strategy forward -n 1
-	$(PY) -m ffreason_env sample --kind evaluation --steps 3 --strategy backward -n 1
-	$(PY) -m ffreason_env sample --kind inversion --steps 3 --strategy backward -n 1
-	$(PY) -m ffreason_env sample --kind inversion --steps 3 --strategy forward -n 1
-	$(PY) -m ffreason_env sample --kind composition --steps 2 --parts 2 -n 1
+	$(PY) -m baselines.cli reproduce selection --preset tiny --out runs/demo
 
 clean:
 	rm -rf $(VENV) *.egg-info

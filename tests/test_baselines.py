@@ -1,0 +1,202 @@
+"""baselines: an experiment end to end at micro scale, resuming and redoing stages, the report, the presets."""
+
+import json
+import os
+import re
+import shutil
+from importlib.metadata import entry_points
+
+import pytest
+
+pytest.importorskip("torch")
+
+from baselines.cli import main
+from baselines.experiments import EXPERIMENTS, MANIFEST, SCALES, EvalStage, RLStage, SFTStage, plan
+from ffreason_env import read_jsonl
+from trainers.models import STUDY_LORA
+
+
+@pytest.fixture(scope="module")
+def selection_run(tmp_path_factory):
+    """``ffreason reproduce selection --preset micro``: 3 SFT arms, 6 RL runs of one step, the report (~25 s)."""
+    out = str(tmp_path_factory.mktemp("selection"))
+    assert main(["reproduce", "selection", "--preset", "micro", "--out", out]) == 0
+    return out
+
+
+def _stage_log(run_dir):
+    return read_jsonl(os.path.join(run_dir, "stages.jsonl"))
+
+
+def _summaries(run_dir):
+    return {s.name: os.path.join(s.out, s.summary_file) for s in plan("selection", "micro", run_dir)}
+
+
+def test_selection_runs_every_stage_and_writes_table1_beside_the_studys_numbers(selection_run):
+    summaries = _summaries(selection_run)
+    assert set(summaries) == {f"sft/{a}" for a in ("B", "F", "FB")} | {f"rl-{r}/{a}" for r in ("2-5", "6-9")
+                                                                         for a in ("B", "F", "FB")}
+    assert all(os.path.isfile(p) for p in summaries.values())
+    report = open(os.path.join(selection_run, "report.md")).read()
+    table1 = report.split("## Table 1")[1].split("##")[0]
+    for arm, published in (("B", "24.5 / 38.9 / 11.9"), ("F", "57.0 / 10.7 / 97.1"), ("FB", "95.7 / 94.1 / 97.1")):
+        row = next(line for line in table1.splitlines() if line.startswith(f"| {arm} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert published in cells  # the study's numbers, in their own columns
+        for ours in (cells[1], cells[3], cells[5]):  # after SFT, after RL on 2-5, after RL on 6-9
+            assert re.fullmatch(r"\d+\.\d / [-\d.]+ / [-\d.]+", ours), row
+    assert "study" in table1 and "pass@1" in table1
+    for name in ("accuracy_vs_steps", "accuracy_vs_rl_step", "strategy_vs_rl_step"):
+        with open(os.path.join(selection_run, "plots", f"{name}.png"), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+        assert f"(plots/{name}.png)" in report
+
+
+def test_rl_on_2_5_and_6_9_start_from_the_same_sft_model(selection_run):
+    def first_eval(stage):
+        return next(r for r in read_jsonl(os.path.join(selection_run, stage, "metrics.jsonl")) if r["phase"] == "eval")
+
+    for arm in ("B", "F", "FB"):
+        easy, hard = first_eval(f"rl-2-5/{arm}"), first_eval(f"rl-6-9/{arm}")
+        assert easy["step"] == hard["step"] == 0
+        assert {k: v for k, v in easy.items() if k.startswith("eval_")} == \
+               {k: v for k, v in hard.items() if k.startswith("eval_")}
+        for stage in (f"rl-2-5/{arm}", f"rl-6-9/{arm}"):
+            with open(os.path.join(selection_run, stage, "config.yaml")) as f:
+                assert f"init: {os.path.join(selection_run, 'sft', arm)}\n" in f.read()
+
+
+def test_rerun_skips_finished_stages(selection_run, capsys):
+    summaries = _summaries(selection_run)
+    before = {name: os.path.getmtime(p) for name, p in summaries.items()}
+    n_lines = len(_stage_log(selection_run))
+    assert main(["reproduce", "selection", "--preset", "micro", "--out", selection_run]) == 0
+    new = _stage_log(selection_run)[n_lines:]
+    assert [r["stage"] for r in new] == list(summaries) and {r["status"] for r in new} == {"skipped"}
+    assert {name: os.path.getmtime(p) for name, p in summaries.items()} == before
+    out = capsys.readouterr().out
+    assert "| FB |" in out and f"report: {os.path.join(selection_run, 'report.md')}" in out
+
+
+def test_report_is_rebuilt_from_the_logged_metrics_alone(selection_run, tmp_path, capsys):
+    copy = str(tmp_path / "run")
+    shutil.copytree(selection_run, copy, ignore=shutil.ignore_patterns("model", "init", "checkpoints", "tb", "plots",
+                                                                       "report.md"))
+    assert main(["report", copy]) == 0
+    with open(os.path.join(selection_run, "report.md")) as f:
+        original = f.read().replace(selection_run, copy)
+    with open(os.path.join(copy, "report.md")) as f:
+        assert f.read() == original
+    assert len(os.listdir(os.path.join(copy, "plots"))) == 3
+    assert "| B |" in capsys.readouterr().out
+
+
+@pytest.fixture
+def fake_stages(monkeypatch):
+    """Stages that only write their summary file and record that they ran (the runner's logic, in milliseconds)."""
+    ran = []
+
+    def run(self):
+        ran.append((self.name, getattr(getattr(self, "config", None), "resume", False)))
+        os.makedirs(self.out, exist_ok=True)
+        with open(os.path.join(self.out, self.summary_file), "w") as f:
+            f.write("{}")
+
+    for cls in (SFTStage, RLStage, EvalStage):
+        monkeypatch.setattr(cls, "run", run)
+    return ran
+
+
+def test_interrupted_stages_restart_or_resume_and_force_redoes_all(tmp_path, fake_stages):
+    out = str(tmp_path / "amp")
+    args = ["reproduce", "amplification", "--preset", "micro", "--out", out]
+    names = [s.name for s in plan("amplification", "micro", out)]
+    assert main(args) == 0 and [n for n, _ in fake_stages] == names
+    # interrupted: an RL run with a checkpoint resumes from it; one without restarts in an emptied directory
+    os.remove(os.path.join(out, "rl-eval75/FB/rl_summary.json"))
+    checkpoint = os.path.join(out, "rl-eval75/FB/checkpoints/checkpoint-1")
+    os.makedirs(checkpoint)
+    with open(os.path.join(checkpoint, "trainer_state.json"), "w") as f:  # complete: the trainers write it last
+        f.write('{"global_step": 1}')
+    os.remove(os.path.join(out, "rl-eval90/FB/rl_summary.json"))
+    with open(os.path.join(out, "rl-eval90/FB/metrics.jsonl"), "w") as f:
+        f.write("{}\n")
+    fake_stages.clear()
+    assert main(args) == 0
+    assert fake_stages == [("rl-eval75/FB", True), ("rl-eval90/FB", False)]
+    assert not os.path.exists(os.path.join(out, "rl-eval90/FB/metrics.jsonl"))
+    starts = {r["stage"]: r.get("start") for r in _stage_log(out)[-len(names):] if r["status"] == "ran"}
+    assert starts == {"rl-eval75/FB": "resumed", "rl-eval90/FB": "restarted"}
+    fake_stages.clear()
+    assert main(args + ["--force"]) == 0
+    assert fake_stages == [(n, False) for n in names]
+    assert not os.path.exists(os.path.join(out, "rl-eval75/FB/checkpoints"))
+
+
+@pytest.mark.parametrize("experiment", ["improvement", "composition"])  # the others' reports run in tests above
+def test_report_of_an_unfinished_run_marks_missing_results(tmp_path, experiment):
+    out = tmp_path / experiment
+    out.mkdir()
+    (out / MANIFEST).write_text(json.dumps({"experiment": experiment, "preset": "micro", "algo": "grpo"}))
+    assert main(["report", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    assert report.count("| not run |") == len(plan(experiment, "micro", str(out)))
+    assert "| - |" in report or "| - / " in report or "-> -" in report
+
+
+def test_qwen_preset_holds_the_studys_hyperparameters_and_builds_every_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # plan() validates configs; nothing may be fetched
+    assert (STUDY_LORA.r, STUDY_LORA.alpha, STUDY_LORA.dropout) == (64, 128, 0.05)
+    for experiment in EXPERIMENTS:
+        for stage in plan(experiment, "qwen1.5b", str(tmp_path)):
+            if isinstance(stage, SFTStage):
+                c = stage.config
+                assert (c.model, c.lora, c.epochs, c.lr, c.batch_size, c.examples, c.steps_range) == \
+                       ("Qwen/Qwen2.5-1.5B-Instruct", True, 20, 2e-4, 16, 2048, (2, 5))
+            elif isinstance(stage, RLStage):
+                c = stage.config
+                assert c.init == os.path.join(str(tmp_path), stage.init) and c.algo == "grpo"
+                assert (c.lora, c.per_device_train_batch_size, c.num_generations, c.beta, c.temperature,
+                        c.learning_rate, c.max_steps, c.save_steps, c.use_vllm, c.vllm_mode, c.prompts) == \
+                       (True, 32, 8, 0.05, 0.7, 1e-5, 500, 25, True, "colocate", 1024)
+    assert {s.config.env_kwargs["p"] for s in plan("gf13", "qwen1.5b", str(tmp_path)) if isinstance(s, RLStage)} == {13}
+
+
+def test_algo_ppo_reaches_every_rl_stage_and_generates_without_vllm(tmp_path):
+    stages = [s for s in plan("selection", "qwen1.5b", str(tmp_path), algo="ppo") if isinstance(s, RLStage)]
+    assert {(s.config.algo, s.config.use_vllm) for s in stages} == {("ppo", False)}  # PPO refuses use_vllm
+
+
+def test_bad_names_and_a_run_dir_of_another_experiment_are_clear_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["reproduce", "selektion", "--out", str(tmp_path / "x")])
+    assert "invalid choice: 'selektion'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["reproduce", "selection", "--preset", "huge", "--out", str(tmp_path / "x")])
+    assert "invalid choice: 'huge'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="experiment: 'selektion' is not one of selection, improvement"):
+        plan("selektion", "micro", str(tmp_path))
+    with pytest.raises(ValueError, match="preset: 'huge' is not one of micro, tiny, qwen1.5b"):
+        plan("selection", "huge", str(tmp_path))
+    (tmp_path / MANIFEST).write_text(json.dumps({"experiment": "gf13", "preset": "tiny", "algo": "grpo"}))
+    with pytest.raises(SystemExit):
+        main(["reproduce", "selection", "--preset", "micro", "--out", str(tmp_path)])
+    assert "holds gf13 --preset tiny --algo grpo" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["report", str(tmp_path / "empty")])
+    assert "holds no experiment.json" in capsys.readouterr().err
+
+
+def test_console_script_has_the_trainers_commands_and_reproduce(capsys):
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "ffreason"]
+    assert script.value == "baselines.cli:main"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("sft", "rl", "eval", "reproduce", "report"):
+        assert command in out
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--help"])
+    out = capsys.readouterr().out
+    assert all(name in out for name in EXPERIMENTS) and "--force" in out and "qwen1.5b" in out
+    assert set(SCALES) == {"micro", "tiny", "qwen1.5b"}
