@@ -47,6 +47,16 @@ def test_tokenizer_reports_words_it_lacks():
     assert tok.unk_token_id in ids
 
 
+def test_an_op_and_its_constant_are_one_token():
+    tok = build_tokenizer([fe.ProblemConfig(p=11, max_steps=5)])
+    pieces = tok.convert_ids_to_tokens(tok("step 2 mul e10 : e1 -> e10\ntry e1 : 2 div e1 : e1 -> e1 ; no",
+                                           add_special_tokens=False)["input_ids"])
+    assert "\u2581mul\u2581e10" in pieces and "\u2581div\u2581e1" in pieces
+    assert pieces.count("\u2581e10") == 1 and pieces.count("\u2581e1") == 4  # e1 is no prefix of e10's pair
+    odd = tok("step 1 mul e1x", add_special_tokens=False)["input_ids"]  # not a pair: word by word
+    assert tok.convert_ids_to_tokens(odd)[:3] == ["step", "\u2581" + "1", "\u2581mul"]
+
+
 def test_save_load_generate(micro_dir):
     model, tok = load_model(micro_dir)
     assert type(model).__name__ == "LlamaForCausalLM"
@@ -131,6 +141,20 @@ def test_cli_sft_merges_preset_yaml_and_flags(tmp_path, capsys):
     assert resolved["arm"] == "B" and resolved["batch_size"] == 8
     assert (out / "model" / "config.json").exists() and list((out / "tb").iterdir())
     assert f"run directory: {out}" in capsys.readouterr().out
+
+
+def test_arithmetic_base_model_then_an_arm_from_it(tmp_path):
+    base = SFTRunConfig(out=str(tmp_path / "base"), arm="F", model_size="micro", examples=0, arithmetic_examples=64,
+                        batch_size=16, epochs=1, lr=3e-3, max_length=512, eval_n=5)
+    summary = run_sft(base)
+    assert summary["optimizer_steps"] == 4 and "greedy_accuracy" not in summary  # no problem to evaluate on
+    arm = SFTRunConfig(out=str(tmp_path / "arm"), arm="F", model=str(tmp_path / "base" / "model"), examples=32,
+                       batch_size=16, epochs=2, lr=3e-3, max_length=512, eval_n=0)
+    assert run_sft(arm)["optimizer_steps"] == 4
+    with pytest.raises(ValueError, match="^examples: nothing to train on"):
+        SFTRunConfig(out="x", examples=0).validate()
+    with pytest.raises(ValueError, match="^arithmetic_examples: expected >= 0"):
+        SFTRunConfig(out="x", arithmetic_examples=-1).validate()
 
 
 def test_cli_rejects_bad_input(tmp_path, capsys):

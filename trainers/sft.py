@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ffreason_env import ARMS, ProblemConfig, sft_records
+from ffreason_env import ARMS, ProblemConfig, arithmetic_records, sft_records
 
 from .settings import to_dict
 
@@ -40,6 +40,10 @@ class SFTRunConfig:
     problem: dict[str, Any] = field(default_factory=dict)
     """Extra ProblemConfig fields (e.g. problem_types with composition)."""
     examples: int = 2048
+    arithmetic_examples: int = 0
+    """Pages of the field's arithmetic tables (``ffreason_env.arithmetic_records``: no problem, no strategy)
+    trained on before the arm's examples, as a base model knows arithmetic before SFT. With ``examples=0``
+    the run makes such a base model, which the arms can start from (``model``)."""
     data_seed: int = 0
     curriculum: bool = False
     """Present examples shortest first in each epoch (fewest steps, then shortest response) instead of in
@@ -73,9 +77,14 @@ class SFTRunConfig:
 
         if self.model is None and self.model_size not in PRESETS:
             raise ValueError(f"model_size: {self.model_size!r} is not one of {sorted(PRESETS)}")
-        for name in ("examples", "batch_size", "grad_accum", "max_length", "logging_steps"):
+        for name in ("batch_size", "grad_accum", "max_length", "logging_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        for name in ("examples", "arithmetic_examples"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)}")
+        if self.examples + self.arithmetic_examples == 0:
+            raise ValueError("examples: nothing to train on (examples and arithmetic_examples are both 0)")
         if self.epochs <= 0 or self.lr <= 0:
             raise ValueError(f"epochs/lr: expected > 0, got epochs={self.epochs} lr={self.lr}")
         problem_config(self)  # validates steps_range, p and problem
@@ -165,16 +174,20 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
     if missing:
         raise ValueError(f"model: the tokenizer of {cfg.model or cfg.model_size} cannot encode task words {missing[:10]}")
 
+    batch = cfg.batch_size * cfg.grad_accum
+    tables = list(arithmetic_records(pconfig, cfg.data_seed, cfg.arithmetic_examples))
     records = list(sft_records(pconfig, cfg.arm, cfg.data_seed, cfg.examples))
     if cfg.curriculum:
         order = sorted(range(len(records)), key=lambda i: (records[i]["steps"], len(records[i]["completion"])))
         order = order * math.ceil(cfg.epochs)
     else:
         order = [i for epoch in range(math.ceil(cfg.epochs))
-                 for i in length_grouped_order([len(r["completion"].split()) for r in records], cfg.batch_size * cfg.grad_accum,
+                 for i in length_grouped_order([len(r["completion"].split()) for r in records], batch,
                                                seed=cfg.seed * 1000 + epoch)]
-    total_steps = max(1, int(len(records) * cfg.epochs) // (cfg.batch_size * cfg.grad_accum))
-    dataset = Dataset.from_list(list(_conversations(records[i] for i in order)))
+    order = order[:int(len(records) * cfg.epochs)]
+    ordered = tables + [records[i] for i in order]  # the tables first, as pre-training comes before SFT
+    total_steps = max(1, len(ordered) // batch)
+    dataset = Dataset.from_list(list(_conversations(ordered)))
     on_gpu = torch.cuda.is_available()
     args = SFTConfig(
         output_dir=os.path.join(cfg.out, "checkpoints"),
@@ -209,7 +222,7 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
         processing_class=tokenizer,
         callbacks=[metrics_callback(log, "sft"), TensorBoardCallback(tb_writer=tb)],
     )
-    rows = total_steps * cfg.batch_size * cfg.grad_accum
+    rows = total_steps * batch
     n_tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"][:rows])
     start = time.perf_counter()
     trainer.train()
@@ -228,7 +241,7 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
         "optimizer_steps": trainer.state.global_step,
         "final_loss": next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None),
     }
-    if cfg.eval_n:
+    if cfg.eval_n and cfg.examples:
         problems = validation_set(pconfig.replace(max_label_offset=0), cfg.eval_n)  # the task itself, labels from 1
         report = evaluate(model, tokenizer, problems, EvalSettings(n=cfg.eval_n))
         write_json(os.path.join(cfg.out, "eval_sft.json"), report)
