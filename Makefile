@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-train-dev
 
-.PHONY: test demo install clean
+.PHONY: test demo install bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,19 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[train,dev,bench]'
+	touch $(BENCH_STAMP)
+
+# every benchmark, results into benchmarks/results/ and docs/performance.md (about 10 minutes on 2 CPUs)
+bench: $(BENCH_STAMP)
+	$(PY) -m benchmarks env_throughput
+	$(PY) -m benchmarks verify_scaling
+	$(PY) -m benchmarks generation
+	$(PY) -m benchmarks trainer_overhead
 
 # The study's central experiment (SFT arms F, B, FB; GRPO on 2-5 and 6-9 steps) with the tiny model on a CPU;
 # rerunning resumes. Report: runs/demo/report.md.

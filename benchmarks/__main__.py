@@ -4,6 +4,9 @@ import importlib
 import sys
 
 BENCHMARKS = {
+    "env_throughput": "items/s: generate + render + verify; ffreason vs reasoning-gym",
+    "verify_scaling": "verify time vs response length; prompt/trace lengths in tokens and characters",
+    "generation": "tokens/s of the rollout path (trainers.generation) at the tiny preset",
     "trainer_overhead": "seconds per GRPO / PPO step; env bridge vs plain TRL",
 }
 

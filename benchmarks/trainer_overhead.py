@@ -16,14 +16,19 @@ import json
 import tempfile
 import time
 
-from .common import summary, write
+from .common import RESULTS, summary, write
 
 
 def _step_times(trainer) -> list[float]:
     return [h["step_time"] for h in trainer.state.log_history if "step_time" in h]
 
 
-def run(init: str | None, steps: int, repeats: int, threads: int) -> dict:
+def run(init: str | None, steps: int, repeats: int, threads: int, preset: str = "tiny") -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench_overhead_") as work:
+        return _run(work, init, steps, repeats, threads, preset)
+
+
+def _run(work: str, init: str | None, steps: int, repeats: int, threads: int, preset: str) -> dict:
     import torch
     from datasets import Dataset
     from trl import GRPOTrainer
@@ -32,18 +37,18 @@ def run(init: str | None, steps: int, repeats: int, threads: int) -> dict:
     from trainers.rl import RL_PRESETS, RLRunConfig, make_trainer
 
     torch.set_num_threads(threads)
-    work = tempfile.mkdtemp(prefix="bench_overhead_")
+    model = init
     if init is None:
-        init = f"{work}/init"
-        build_tiny_model("tiny", init)
+        model = f"{work}/init"
+        build_tiny_model(preset, model)
 
     def config(tag: str, algo: str) -> RLRunConfig:
-        return RLRunConfig(**{**RL_PRESETS["tiny"], "init": init, "out": f"{work}/{tag}", "algo": algo,
+        return RLRunConfig(**{**RL_PRESETS[preset], "preset": preset, "init": model, "out": f"{work}/{tag}", "algo": algo,
                               "max_steps": steps, "learning_rate": 1e-12, "eval_every": 0, "save_steps": 10**6,
                               "threads": threads, "env_kwargs": {"min_steps": 2, "max_steps": 5}})
 
     arms = {"bridge": [], "plain": [], "ppo": []}
-    reward_seconds, tokens = [], []
+    reward_seconds = []
     for r in range(repeats):
         bridge = make_trainer("grpo", config(f"bridge{r}", "grpo"))
         func = bridge.trainer.reward_funcs[0]
@@ -58,7 +63,6 @@ def run(init: str | None, steps: int, repeats: int, threads: int) -> dict:
         bridge.trainer.reward_funcs[0] = timed
         bridge.trainer.train()
         arms["bridge"] += _step_times(bridge.trainer)[1:]  # the first step warms caches up
-        tokens += [h["num_tokens"] for h in bridge.trainer.state.log_history if "num_tokens" in h]
 
         plain_run = make_trainer("grpo", config(f"plain{r}", "grpo"))
 
@@ -78,9 +82,9 @@ def run(init: str | None, steps: int, repeats: int, threads: int) -> dict:
     out["reward_function_seconds"] = summary(reward_seconds[1:] or reward_seconds)
     out["ratio_bridge_over_plain"] = out["bridge"]["median"] / out["plain"]["median"]
     out["reward_share_of_bridge_step"] = out["reward_function_seconds"]["median"] / out["bridge"]["median"]
-    out["settings"] = {"init": init, "steps": steps, "repeats": repeats, "threads": threads,
-                       "completions_per_step": RL_PRESETS["tiny"]["per_device_train_batch_size"],
-                       "max_completion_length": RL_PRESETS["tiny"]["max_completion_length"]}
+    out["settings"] = {"init": init or f"a fresh (untrained) {preset} model", "preset": preset, "steps": steps, "repeats": repeats, "threads": threads,
+                       "completions_per_step": RL_PRESETS[preset]["per_device_train_batch_size"],
+                       "max_completion_length": RL_PRESETS[preset]["max_completion_length"]}
     return out
 
 
@@ -100,8 +104,8 @@ def table(res: dict) -> str:
         f"function (env.step for {s['completions_per_step']} completions + logging): "
         f"{res['reward_function_seconds']['median'] * 1000:.1f} ms per step, "
         f"{100 * res['reward_share_of_bridge_step']:.1f}% of a step.",
-        f"Tiny preset: {s['completions_per_step']} completions per step, budget {s['max_completion_length']} tokens, "
-        f"2-5-step Mixed problems, model `{s['init']}`, {s['steps']} steps x {s['repeats']} repeats, "
+        f"{s['preset'].capitalize()} preset: {s['completions_per_step']} completions per step, budget {s['max_completion_length']} tokens, "
+        f"2-5-step Mixed problems, model: {s['init']}, {s['steps']} steps x {s['repeats']} repeats, "
         f"{s['threads']} torch threads.",
     ]
     return "\n".join(rows)
@@ -113,8 +117,10 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--preset", choices=("micro", "tiny"), default="tiny", help="model size and RL step shape")
+    ap.add_argument("--out", default=RESULTS, help="results folder (default: benchmarks/results)")
     args = ap.parse_args(argv)
-    res = run(args.init, args.steps, args.repeats, args.threads)
-    path = write("trainer_overhead", res, table(res))
+    res = run(args.init, args.steps, args.repeats, args.threads, args.preset)
+    path = write("trainer_overhead", res, table(res), args.out)
     print(table(res))
     print(f"written: {path}")

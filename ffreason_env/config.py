@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from functools import cached_property
 from typing import Any, Sequence
 
 from .field import OPS, is_prime
@@ -130,7 +131,7 @@ class ProblemConfig:
             if len(set(self.symbol_names)) != self.p:
                 raise ValueError(f"symbol_names: names must be distinct, got {self.symbol_names}")
 
-    @property
+    @cached_property
     def symbols(self) -> SymbolTable:
         return make_symbol_table(
             self.p, self.symbol_prefix, self.symbol_names, self.symbol_seed, self.shuffle_symbols

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["OPS", "INVERSE", "apply", "is_prime"]
+__all__ = ["OPS", "INVERSE", "apply", "affine", "is_prime"]
 
 OPS: tuple[str, ...] = ("add", "sub", "mul", "div")
 INVERSE: dict[str, str] = {"add": "sub", "sub": "add", "mul": "div", "div": "mul"}
@@ -19,6 +19,20 @@ def apply(op: str, c: int, x: int, p: int) -> int:
         return (x * c) % p
     if op == "div":
         return (x * pow(c, -1, p)) % p
+    raise ValueError(f"op: unknown operation {op!r}; expected one of {OPS}")
+
+
+def affine(op: str, c: int, p: int) -> tuple[int, int]:
+    """``(m, d)`` with ``apply(op, c, x, p) == (x * m + d) % p`` for every x: one op as two numbers, for the
+    loops that run it once per candidate of a search."""
+    if op == "add":
+        return 1, c
+    if op == "sub":
+        return 1, -c
+    if op == "mul":
+        return c, 0
+    if op == "div":
+        return pow(c, -1, p), 0
     raise ValueError(f"op: unknown operation {op!r}; expected one of {OPS}")
 
 

@@ -20,9 +20,9 @@ __all__ = ["render_prompt"]
 
 
 def _part_lines(part: Problem, given: str) -> list[str]:
-    o = part.label_offset
+    o, sym = part.label_offset, part.symbols.by_value
     first, last = variable(o), variable(o + len(part.ops))
-    lines = [f"step {i} {op} {part.symbol(c)}" for i, (op, c) in enumerate(part.ops, start=o + 1)]
+    lines = [f"step {i} {op} {sym[c]}" for i, (op, c) in enumerate(part.ops, start=o + 1)]
     if part.kind == "evaluation":
         lines.append(f"given {first} = {given} , find {last}")
     else:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .field import INVERSE, apply
+from .field import INVERSE, affine
 from .problem import Problem
 
 __all__ = ["STRATEGIES", "ALIGNED", "write_trace"]
@@ -33,36 +33,42 @@ STRATEGIES: tuple[str, ...] = ("forward", "backward")
 ALIGNED: dict[str, str] = {"evaluation": "forward", "inversion": "backward"}
 
 
-def _chain(part: Problem, strategy: str, x: int, sym) -> tuple[list[str], int]:
-    """The steps "I OP C : A -> B" of running ``x`` through the chain in ``strategy``'s direction."""
-    p, k = part.p, len(part.ops)
-    if strategy == "forward":
-        order = range(1, k + 1)
-    else:
-        order = range(k, 0, -1)
-    steps = []
-    for i in order:
+def _plan(part: Problem, strategy: str) -> list[tuple[str, int, int]]:
+    """The ops in the order ``strategy`` runs them, each as (its step's words up to the input, m, d) with
+    output ``(input * m + d) % p``: worked out once, then run from every candidate a search tries."""
+    sym, off, k = part.symbols.by_value, part.label_offset, len(part.ops)
+    plan = []
+    for i in range(1, k + 1) if strategy == "forward" else range(k, 0, -1):
         op, c = part.ops[i - 1]
         if strategy == "backward":
             op = INVERSE[op]
-        y = apply(op, c, x, p)
-        steps.append(f"{i + part.label_offset} {op} {sym(c)} : {sym(x)} -> {sym(y)}")
+        plan.append((f"{i + off} {op} {sym[c]} : ", *affine(op, c, part.p)))
+    return plan
+
+
+def _run(plan: list[tuple[str, int, int]], x: int, sym: tuple[str, ...], p: int) -> tuple[list[str], int]:
+    """The steps "I OP C : A -> B" of running ``x`` through the plan, and the value they reach."""
+    steps = []
+    for head, m, d in plan:
+        y = (x * m + d) % p
+        steps.append(f"{head}{sym[x]} -> {sym[y]}")
         x = y
     return steps, x
 
 
 def _part_trace(part: Problem, strategy: str) -> tuple[list[str], int]:
     """The lines solving one (sub-)problem from its given value, and the value they reach."""
-    sym, given = part.symbol, part.given
+    sym, given, p = part.symbols.by_value, part.given, part.p
+    plan = _plan(part, strategy)
     if ALIGNED[part.kind] == strategy:
-        steps, x = _chain(part, strategy, given, sym)
+        steps, x = _run(plan, given, sym, p)
         return [f"step {s}" for s in steps], x
     lines = []
     for candidate in part.symbols.search_order:
-        steps, x = _chain(part, strategy, candidate, sym)
+        steps, x = _run(plan, candidate, sym, p)
         hit = x == given
-        chain = "".join(f"{s} ; " for s in steps)
-        lines.append(f"try {sym(candidate)} : {chain}{'yes' if hit else 'no'}")
+        chain = "".join([f"{s} ; " for s in steps])
+        lines.append(f"try {sym[candidate]} : {chain}{'yes' if hit else 'no'}")
         if hit:
             return lines, candidate
     raise AssertionError("a bijective chain always has a preimage")  # pragma: no cover

@@ -28,17 +28,16 @@ position of the first wrong item among ``steps_checked`` items.
 
 from __future__ import annotations
 
-import io
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from .field import INVERSE, OPS, apply
+from .field import INVERSE, OPS, affine, apply
 from .problem import Problem
 from .traces import ALIGNED
 
 __all__ = ["Verdict", "verify", "LABELS"]
 
 LABELS: tuple[str, ...] = ("forward", "backward", "mixed", "unknown")
-_OPS = frozenset(OPS)
+_OP = {op: op for op in OPS}
 _VERDICTS = {"yes": True, "no": False}
 
 
@@ -69,45 +68,55 @@ class Verdict:
     """Every line follows the grammar and the answer line is single and last."""
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        d = {name: getattr(self, name) for name in _FIELDS}  # every value is immutable: no deep copy needed
         d["part_strategies"] = list(self.part_strategies)
         return d
 
 
+_FIELDS = tuple(Verdict.__dataclass_fields__)
+
+
+def _verdict(**values) -> Verdict:
+    """``Verdict(**values)`` without the frozen ``__init__``'s one ``object.__setattr__`` per field (a third
+    of verifying a short response)."""
+    verdict = object.__new__(Verdict)
+    verdict.__dict__.update(values)
+    return verdict
+
+
 def _index(tok: str) -> int | None:
-    if len(tok) <= 6 and tok.isascii() and tok.isdigit():
-        return int(tok)
-    return None
+    return int(tok) if len(tok) <= 6 and tok.isascii() and tok.isdigit() else None
 
 
-def _step(t: list[str], s: int, value_of: dict[str, int]):
-    """Parse ``I OP C : A -> B`` at t[s:s+7] into (I, A, OP, C, B); a None marks a word that is not what it should be."""
-    op = t[s + 1]
-    return (_index(t[s]), value_of.get(t[s + 4]), op if op in _OPS else None, value_of.get(t[s + 2]), value_of.get(t[s + 6]))
+def _steps(t: list[str], first: int, stop: int, value_of: dict[str, int]) -> list[tuple] | None:
+    """Parse the steps ``I OP C : A -> B`` that start every 8 words from t[first] to before t[stop], each but a
+    direct line's one followed by ``;``, into (I, A, OP, C, B) tuples, a None marking a word that is not what
+    it should be; None when the punctuation is wrong."""
+    get, steps, n = value_of.get, [], len(t)
+    for s in range(first, stop, 8):
+        if t[s + 3] != ":" or t[s + 5] != "->" or (s + 7 < n and t[s + 7] != ";"):
+            return None
+        steps.append((_index(t[s]), get(t[s + 4]), _OP.get(t[s + 1]), get(t[s + 2]), get(t[s + 6])))
+    return steps
 
 
 def _parse(t: list[str], value_of: dict[str, int]):
     """One line's words -> (tag, payload, syntax_ok), or None for a line outside the grammar."""
     head, n = t[0], len(t)
     if head == "step":
-        if n == 8 and t[4] == ":" and t[6] == "->":
-            st = _step(t, 1, value_of)
-            return ("step", st, None not in st)
-        return None
+        steps = _steps(t, 1, 2, value_of) if n == 8 else None
+        if steps is None:
+            return None
+        return ("step", steps[0], None not in steps[0])
     if head == "try":
         if n < 4 or t[2] != ":" or t[-1] not in _VERDICTS or (n - 4) % 8:
             return None
-        steps = []
-        ok = True
-        for s in range(3, n - 1, 8):
-            if t[s + 3] != ":" or t[s + 5] != "->" or t[s + 7] != ";":
-                return None
-            st = _step(t, s, value_of)
-            ok = ok and None not in st
-            steps.append(st)
+        steps = _steps(t, 3, n - 1, value_of)
+        if steps is None:
+            return None
         cand = value_of.get(t[1])
-        return ("try", (cand, steps, _VERDICTS[t[-1]]), ok and cand is not None)
-    if head in ("answer", "result"):
+        return ("try", (cand, steps, _VERDICTS[t[-1]]), cand is not None and not any(None in st for st in steps))
+    if head == "answer" or head == "result":
         if n != 2:
             return None
         v = value_of.get(t[1])
@@ -120,60 +129,41 @@ def _parse(t: list[str], value_of: dict[str, int]):
     return None
 
 
-class _Items:
-    """Running tally of checked items."""
+def _label(block, part: Problem) -> str:
+    """The block's strategy: ``forward`` if more of its steps write op i as given than write its inverse,
+    ``backward`` if fewer, else ``unknown``."""
+    ops, off = part.ops, part.label_offset
+    k = len(ops)
+    votes = 0
+    for _, tag, payload in block:
+        if tag == "step":
+            steps = (payload,)
+        elif tag == "try":
+            steps = payload[1]
+        else:
+            continue
+        for i, _, op, _, _ in steps:
+            if i is not None and 1 <= i - off <= k:
+                op0 = ops[i - off - 1][0]
+                if op == op0:
+                    votes += 1
+                elif op == INVERSE[op0]:
+                    votes -= 1
+    return "forward" if votes > 0 else ("backward" if votes < 0 else "unknown")
 
-    __slots__ = ("checked", "correct", "first", "first_line")
+
+class _Items:
+    """Every checked item's verdict and response line, in order."""
+
+    __slots__ = ("ok", "lines")
 
     def __init__(self) -> None:
-        self.checked = self.correct = 0
-        self.first = self.first_line = None
+        self.ok: list[bool] = []
+        self.lines: list[int] = []
 
     def add(self, ok: bool, line: int, count: int = 1) -> None:
-        if ok:
-            self.correct += count
-        elif self.first is None:
-            self.first, self.first_line = self.checked, line
-        self.checked += count
-
-
-def _position(st, part: Problem) -> int | None:
-    """The op position (1..k when valid) a step's written label stands for."""
-    return None if st[0] is None else st[0] - part.label_offset
-
-
-def _advance(st, part: Problem, exp_i: int, sign: int) -> int:
-    """The position the next step should apply: one on from what this step wrote (so one skip is one error)."""
-    pos = _position(st, part)
-    return (exp_i if pos is None else pos) + sign
-
-
-def _vote(st, part: Problem, votes: list[int]) -> None:
-    i, op = _position(st, part), st[2]
-    if i is not None and 1 <= i <= len(part.ops):
-        op0 = part.ops[i - 1][0]
-        if op == op0:
-            votes[0] += 1
-        elif op == INVERSE[op0]:
-            votes[1] += 1
-
-
-def _label(votes: list[int]) -> str:
-    if votes[0] > votes[1]:
-        return "forward"
-    if votes[1] > votes[0]:
-        return "backward"
-    return "unknown"
-
-
-def _check_step(st, exp_i: int, x: int | None, part: Problem, backward: bool) -> bool:
-    """``exp_i`` is the op position (1..k) this step should apply, ``x`` the input it should take."""
-    _, a, op, c, b = st
-    if _position(st, part) != exp_i or not 1 <= exp_i <= len(part.ops) or a is None or a != x:
-        return False
-    op0, c0 = part.ops[exp_i - 1]
-    want = INVERSE[op0] if backward else op0
-    return op == want and c == c0 and b == apply(op, c, a, part.p)
+        self.ok += [ok] * count
+        self.lines += [line] * count
 
 
 def _check_block(block, part, given, strategy, composite, last_line, is_last_part, items) -> tuple[int | None, int | None]:
@@ -184,52 +174,68 @@ def _check_block(block, part, given, strategy, composite, last_line, is_last_par
         search = not direct
     backward = strategy == "backward"
     k = len(part.ops) if part is not None else 0
+    if direct or search:
+        p, off, ops = part.p, part.label_offset, part.ops
+    if search:
+        # a search runs every op once per candidate: per op position 1..k (index 0 unused) the op and
+        # constant a step must write, and the output it must reach from input a, as (a * mul + add) % p
+        want, consts, mul, add = [None], [None], [0], [0]
+        for op, c in ops:
+            if backward:
+                op = INVERSE[op]
+            m, d = affine(op, c, p)
+            want.append(op)
+            consts.append(c)
+            mul.append(m)
+            add.append(d)
     sign = -1 if backward else 1
     start = k if backward else 1
+    ok, lines = items.ok, items.lines
     exp_i, cur, n_direct = start, given, 0
     n_try, found, order = 0, None, part.symbols.search_order if part is not None else ()
     written = None
 
-    def derived():
-        if direct:
-            return cur if n_direct == k else None
-        return found
-
     for line, tag, payload in block:
-        if tag == "bad":
-            items.add(False, line, payload)
-        elif tag == "step":
-            if not direct:
-                items.add(False, line)
-                continue
-            items.add(_check_step(payload, exp_i, cur, part, backward), line)
-            cur = payload[4]
-            exp_i = _advance(payload, part, exp_i, sign)
+        if tag == "step" and direct:
+            i, a, op, c, b = payload
+            if i is not None and i - off == exp_i and 1 <= exp_i <= k and a is not None and a == cur:
+                op0, c0 = ops[exp_i - 1]
+                ok.append(op == (INVERSE[op0] if backward else op0) and c == c0 and b == apply(op, c, a, p))
+            else:
+                ok.append(False)
+            lines.append(line)
+            cur = b
+            exp_i = (exp_i if i is None else i - off) + sign
             n_direct += 1
-        elif tag == "try":
+        elif tag == "try" and search and found is None:
             cand, steps, yes = payload
-            if not search or found is not None:
-                items.add(False, line, len(steps) + 1)
-                continue
             expected = order[n_try] if n_try < len(order) else None
             n_try += 1
             x, ei = cand, start
-            for st in steps:
-                items.add(_check_step(st, ei, x, part, backward), line)
-                x = st[4]
-                ei = _advance(st, part, ei, sign)
+            for i, a, op, c, b in steps:
+                ok.append(i is not None and i - off == ei and 1 <= ei <= k and a is not None and a == x
+                          and op == want[ei] and c == consts[ei] and b == (a * mul[ei] + add[ei]) % p)
+                x = b
+                ei = (ei if i is None else i - off) + sign
             complete = len(steps) == k and x is not None
-            items.add(cand is not None and cand == expected and complete and yes == (x == given), line)
+            ok.append(cand is not None and cand == expected and complete and yes == (x == given))
+            lines += [line] * (len(steps) + 1)
             if yes:
                 found = cand
-        elif tag == "result":
-            items.add(composite and payload is not None and payload == derived(), line)
-            written = payload
-        elif tag == "answer":
-            items.add(line == last_line and is_last_part and payload is not None and payload == derived(), line)
-        else:  # a part header inside a single problem
+        elif tag == "bad":
+            items.add(False, line, payload)
+        elif tag == "try":  # not a search, or after the search found its value
+            items.add(False, line, len(payload[1]) + 1)
+        elif tag == "result" or tag == "answer":
+            derived = (cur if n_direct == k else None) if direct else found
+            if tag == "result":
+                items.add(composite and payload is not None and payload == derived, line)
+                written = payload
+            else:
+                items.add(line == last_line and is_last_part and payload is not None and payload == derived, line)
+        else:  # a step outside a direct trace, or a part header inside a single problem
             items.add(False, line)
-    return derived(), written
+    return ((cur if n_direct == k else None) if direct else found), written
 
 
 def verify(problem: Problem, response: str) -> Verdict:
@@ -239,9 +245,7 @@ def verify(problem: Problem, response: str) -> Verdict:
     value_of = problem.symbols.value_of
     composite = bool(problem.parts)
     parts = problem.parts if composite else (problem,)
-    n_blocks = len(parts) + 1 if composite else 1
     blocks: list[list] = [[]]
-    votes = [[0, 0] for _ in range(n_blocks)]
     well_formed = True
     headers: list[int | None] = []
     results_per_block = [0]
@@ -249,14 +253,14 @@ def verify(problem: Problem, response: str) -> Verdict:
     answer = None
     answer_line = -1
     last_line = -1
+    block = blocks[0]
 
-    for n, text in enumerate(io.StringIO(response)):
+    for n, text in enumerate(response.split("\n")):
         t = text.split()
         if not t:
             continue
         last_line = n
         parsed = _parse(t, value_of)
-        block = blocks[-1]
         if parsed is None:
             well_formed = False
             if t[0] == "answer":
@@ -270,17 +274,10 @@ def verify(problem: Problem, response: str) -> Verdict:
         well_formed = well_formed and ok and (composite or tag != "part")
         if tag == "part" and composite:
             headers.append(payload)
-            blocks.append([])
+            block = []
+            blocks.append(block)
             results_per_block.append(0)
             continue
-        b = len(blocks) - 1 if composite else 0
-        part = parts[b - 1] if composite and 1 <= b <= len(parts) else (None if composite else problem)
-        if part is not None:
-            if tag == "step":
-                _vote(payload, part, votes[b])
-            elif tag == "try":
-                for st in payload[1]:
-                    _vote(st, part, votes[b])
         if tag == "answer":
             answer_lines += 1
             answer, answer_line = payload, n
@@ -296,7 +293,7 @@ def verify(problem: Problem, response: str) -> Verdict:
             _check_block(blocks[0], None, None, "unknown", True, last_line, False, items)
         for b in range(1, len(blocks)):
             part = parts[b - 1] if b <= len(parts) else None
-            label = _label(votes[b]) if part is not None else "unknown"
+            label = _label(blocks[b], part) if part is not None else "unknown"
             derived, written = _check_block(
                 blocks[b], part, items_given, label, True, last_line, b == len(parts), items
             )
@@ -315,7 +312,7 @@ def verify(problem: Problem, response: str) -> Verdict:
         aligned = all(label == ALIGNED[part.kind] for label, part in zip(labels, parts))
         steps_expected = problem.num_steps + len(parts) + 1
     else:
-        strategy = _label(votes[0])
+        strategy = _label(blocks[0], problem)
         _check_block(blocks[0], problem, problem.given, strategy, False, last_line, True, items)
         aligned = strategy == ALIGNED[problem.kind]
         steps_expected = len(problem.ops) + 1
@@ -324,17 +321,20 @@ def verify(problem: Problem, response: str) -> Verdict:
     if answer_lines != 1 or answer_line != last_line:
         answer = None
     well_formed = well_formed and answer is not None
-    return Verdict(
+    checked = len(items.ok)
+    correct = items.ok.count(True)
+    first = items.ok.index(False) if correct < checked else None
+    return _verdict(
         kind=problem.kind,
         correct=answer is not None and answer == problem.answer,
         answer=answer,
         strategy=strategy,
         part_strategies=tuple(labels),
         aligned=aligned,
-        steps_checked=items.checked,
-        steps_correct=items.correct,
+        steps_checked=checked,
+        steps_correct=correct,
         steps_expected=steps_expected,
-        first_error=items.first,
-        first_error_line=items.first_line,
+        first_error=first,
+        first_error_line=None if first is None else items.lines[first],
         well_formed=well_formed,
     )

@@ -348,3 +348,28 @@ def test_offset_zero_keeps_the_original_stream():
     a = [generate(base, 0, i) for i in range(30)]
     b = [generate(base.replace(max_label_offset=0), 0, i) for i in range(30)]
     assert a == b and all(p.label_offset == 0 for p in a)
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div"])
+@pytest.mark.parametrize("p", [2, 11, 97])
+def test_affine_form_of_each_op_matches_apply(op, p):
+    from ffreason_env.field import affine, apply
+
+    for c in range(1, p):
+        m, d = affine(op, c, p)
+        assert [(x * m + d) % p for x in range(p)] == [apply(op, c, x, p) for x in range(p)]
+
+
+def test_verdicts_are_plain_dataclass_values():
+    """verify builds its Verdict without the dataclass __init__: it must equal, hash and serialise like one that used it."""
+    import dataclasses
+
+    problem = generate(config(11, "composition", (1, 3), min_parts=2, max_parts=2), 0, 3)
+    for response in (write_trace(problem, "forward"), write_trace(problem, ["backward", "forward"]), "answer e1", ""):
+        v = verify(problem, response)
+        rebuilt = Verdict(**{f.name: getattr(v, f.name) for f in dataclasses.fields(Verdict)})
+        assert v == rebuilt and hash(v) == hash(rebuilt) and repr(v) == repr(rebuilt)
+        assert v.to_dict() == {**dataclasses.asdict(rebuilt), "part_strategies": list(v.part_strategies)}
+        assert list(v.to_dict()) == [f.name for f in dataclasses.fields(Verdict)]
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            v.correct = not v.correct
