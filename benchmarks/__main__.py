@@ -8,6 +8,7 @@ BENCHMARKS = {
     "verify_scaling": "verify time vs response length; prompt/trace lengths in tokens and characters",
     "generation": "tokens/s of the rollout path (trainers.generation) at the tiny preset",
     "trainer_overhead": "seconds per GRPO / PPO step; env bridge vs plain TRL",
+    "fuzz_verify": "verify / env.step under 10^6 fuzzed responses: crashes, wrong rewards, time per byte",
 }
 
 

@@ -92,15 +92,19 @@ def test_grpo_steps_log_strategy_fractions_and_share_a_problem_per_group(one_ste
             assert len({r["index"] for r in g}) == 1  # every member of a group saw the same problem
 
 
-def test_resume_continues_from_the_last_checkpoint_without_duplicate_lines(micro_dir, tmp_path):
+def test_resume_continues_from_the_last_checkpoint_without_duplicate_lines(micro_dir, tmp_path, monkeypatch):
     out = tmp_path / "r"
     make_trainer("grpo", _cfg(micro_dir, out, max_steps=2, save_steps=2)).train()
     assert os.path.isdir(out / "checkpoints" / "checkpoint-2")
     # a killed run may have logged a step past its last checkpoint: resume drops it and redoes it
     with open(out / "completions.jsonl", "a") as f:
         f.write(json.dumps({"step": 3, "phase": "train", "index": -7}) + "\n")
+    loads = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **kw: loads.append(kw.get("weights_only")) or real_load(*a, **kw))
     summary = make_trainer("grpo", _cfg(micro_dir, out, max_steps=4, save_steps=2, resume=True)).train()
     assert summary["steps"] == 4
+    assert loads and all(w is True for w in loads)  # optimizer, scheduler, RNG: never a full unpickle
     steps = [r["step"] for r in _lines(out / "completions.jsonl")]
     assert sorted(set(steps)) == [1, 2, 3, 4] and all(steps.count(s) == 8 for s in (1, 2, 3, 4))
     train = [m["step"] for m in _lines(out / "metrics.jsonl") if m["phase"] == "train" and "train/accuracy" in m]
@@ -114,6 +118,7 @@ def test_resume_continues_from_the_last_checkpoint_without_duplicate_lines(micro
         ({"env_kwargs": {"min_steps": 0}}, "min_steps"),
         ({"env_kwargs": {"colour": "red"}}, "env_kwargs:"),
         ({"num_generations": 3}, "num_generations: 3 does not divide the batch of 8"),
+        ({"env_kwargs": {"p": 17}}, r"init: the tokenizer of .* cannot encode task words \['GF\(17\)'"),
         ({"init": ""}, "init: the model to start from is required"),
         ({"algo": "dqn"}, "algo: 'dqn' is not one of"),
         ({"eval_ranges": [[3, 2]]}, "eval_ranges:"),
@@ -125,13 +130,28 @@ def test_bad_config_fails_before_training_naming_the_problem(micro_dir, tmp_path
         setattr(cfg, key, value)
     with pytest.raises(ValueError, match=message):
         make_trainer(cfg.algo, cfg)
-    assert not (tmp_path / "r" / "checkpoints").exists()
+    assert not (tmp_path / "r").exists()  # nothing written
+
+
+def test_an_init_that_is_neither_a_directory_nor_on_the_hub_is_named(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # fail at once instead of retrying
+    with pytest.raises(FileNotFoundError, match="init: 'no-such-org/no-such-model' is not a local directory"):
+        make_trainer("grpo", _cfg("no-such-org/no-such-model", tmp_path / "r"))
+
+
+@pytest.mark.parametrize("variable, value", [("ACCELERATE_DEEPSPEED_ZERO_STAGE", "3"), ("ACCELERATE_USE_FSDP", "true")])
+def test_sharded_parameters_are_refused_before_loading(micro_dir, tmp_path, monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)  # what accelerate launch sets for a ZeRO-3 or FSDP config
+    with pytest.raises(ValueError, match="accelerate: ZeRO-3 and FSDP shard the parameters"):
+        make_trainer("grpo", _cfg(micro_dir, tmp_path / "r"))
 
 
 def test_cli_rl_errors_and_yaml(micro_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["rl", "--init", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")])
-    assert "no model in" in capsys.readouterr().err
+    assert "init: no model in" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text("num_generation: 4\n")
     with pytest.raises(SystemExit):
@@ -145,3 +165,9 @@ def test_cli_rl_errors_and_yaml(micro_dir, tmp_path, capsys):
 
     saved = yaml.safe_load((tmp_path / "ok" / "config.yaml").read_text())
     assert saved["max_steps"] == 2 and saved["env_kwargs"] == {"min_steps": 1, "max_steps": 1}
+    with pytest.raises(SystemExit):
+        main(["rl", "--init", micro_dir, "--preset", "micro", "--out", str(tmp_path / "ok")])
+    assert "already holds a run; continue it with --resume" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["rl", "--init", micro_dir, "--preset", "micro", "--resume", "--out", str(tmp_path / "new")])
+    assert "resume: no checkpoint in" in capsys.readouterr().err and not (tmp_path / "new").exists()

@@ -62,7 +62,7 @@ def _cmd_sft(args: argparse.Namespace) -> int:
 RL_FLAGS = ("algo", "init", "lora", "env", "env_kwargs", "prompts", "prompt_seed", "max_steps", "num_generations",
             "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "beta", "temperature",
             "max_completion_length", "loss_type", "scale_rewards", "epsilon", "num_iterations", "use_vllm", "vllm_mode",
-            "report_to", "logging_steps", "save_steps", "seed", "bf16", "eval_every", "eval_ranges", "eval_n", "resume",
+            "vllm_server_base_url", "report_to", "logging_steps", "save_steps", "seed", "bf16", "eval_every", "eval_ranges", "eval_n", "resume",
             "threads", "format_penalty", "process_weight")
 
 
@@ -80,8 +80,9 @@ def _cmd_rl(args: argparse.Namespace) -> int:
                 {"preset": preset, "out": args.out, "env_kwargs": env_kwargs})
     run = make_trainer(cfg.algo, cfg)
     summary = run.train()
-    print(json.dumps(summary, indent=2))
-    print(f"run directory: {cfg.out}")
+    if run.is_main:  # under accelerate launch every process gets here
+        print(json.dumps(summary, indent=2))
+        print(f"run directory: {cfg.out}")
     return 0
 
 
@@ -204,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--epsilon", type=float, help="clip range of the policy ratio")
     r.add_argument("--num-iterations", type=int, help="updates per generated batch")
     r.add_argument("--use-vllm", action=argparse.BooleanOptionalAction, default=None, help="generate with vLLM (GPU)")
-    r.add_argument("--vllm-mode", choices=["colocate", "server"])
+    r.add_argument("--vllm-mode", choices=["colocate", "server"],
+                   help="colocate: vLLM on each training GPU; server: a separate `trl vllm-serve`")
+    r.add_argument("--vllm-server-base-url", help="server mode: the vllm-serve address (default localhost:8000)")
     r.add_argument("--report-to", nargs="+", help="extra loggers (wandb, ...); metrics.jsonl and TensorBoard always")
     r.add_argument("--logging-steps", type=int)
     r.add_argument("--save-steps", type=int, help="checkpoint every N steps")

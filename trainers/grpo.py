@@ -8,6 +8,11 @@ rebuilds each row's ``Problem``, scores the completion with ``env.step`` (via
 correctness to TRL's completion log (``log_extra``) and the batch's strategy
 fractions and accuracies per kind to its metrics (``log_metric``), which our
 callbacks copy to ``metrics.jsonl`` and TensorBoard.
+
+Under ``accelerate launch`` it runs data-parallel (DDP, DeepSpeed ZeRO-1/2):
+TRL's sampler hands each process different prompts, the reward function
+gathers every process's completions to the main process, which alone writes
+files and evaluates (see docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -24,9 +29,15 @@ __all__ = ["GRPORun"]
 
 
 class GRPORun(RLRun):
+    multi_process = True
+
     def __init__(self, cfg: RLRunConfig) -> None:
         if cfg.use_vllm and importlib.util.find_spec("vllm") is None:
             raise ValueError("use_vllm: vllm is not installed (pip install 'ffreason[vllm]' on a GPU machine)")
+        if os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3" or \
+                os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+            raise ValueError("accelerate: ZeRO-3 and FSDP shard the parameters, and the main process's evaluation and "
+                             "final save need whole ones; use DDP or ZeRO-2 (docs/scaling.md)")
         super().__init__(cfg)
         from datasets import Dataset
         from transformers.integrations import TensorBoardCallback
@@ -58,6 +69,7 @@ class GRPORun(RLRun):
             use_vllm=cfg.use_vllm,
             vllm_mode=cfg.vllm_mode,
             vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+            vllm_server_base_url=cfg.vllm_server_base_url or None,
             report_to=cfg.report_to,
             logging_steps=cfg.logging_steps,
             save_strategy="steps",
@@ -106,8 +118,8 @@ class GRPORun(RLRun):
 
         class EvalCallback(TrainerCallback):
             def on_train_begin(self, args, state, control, **kwargs):
-                if run.cfg.eval_every and state.is_world_process_zero:
-                    run.evaluate(state.global_step)
+                if run.eval_at_start and state.is_world_process_zero:
+                    run.evaluate(run.resume_step)
 
             def on_step_end(self, args, state, control, **kwargs):
                 every = run.cfg.eval_every

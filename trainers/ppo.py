@@ -163,7 +163,7 @@ class PPORun(RLRun):
         device = next(model.parameters()).device
         pad = tok.pad_token_id
         model.train()
-        if self.cfg.eval_every:
+        if self.eval_at_start:
             self.evaluate(self.resume_step)
         from tqdm.auto import tqdm
 

@@ -79,7 +79,10 @@ class RLRunConfig:
     num_iterations: int = 1
     use_vllm: bool = False
     vllm_mode: str = "colocate"
+    """``colocate``: vLLM shares each training process's GPU; ``server``: a separate ``trl vllm-serve`` generates."""
     vllm_gpu_memory_utilization: float = 0.3
+    vllm_server_base_url: str = ""
+    """Server mode: the ``trl vllm-serve`` address (e.g. ``http://10.0.0.5:8000``); empty means localhost:8000."""
     report_to: list[str] = field(default_factory=lambda: ["none"])
     """Extra TRL/transformers loggers (``wandb``, ...); metrics.jsonl and TensorBoard are always written."""
     logging_steps: int = 1
@@ -109,8 +112,11 @@ class RLRunConfig:
             self.report_to = [self.report_to]
         self.eval_ranges = [list(r) for r in self.eval_ranges]
 
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming the first bad field; called before any model is loaded."""
+    def validate(self, num_processes: int = 1) -> None:
+        """Raise ``ValueError`` naming the first bad field; called before any model is loaded.
+
+        ``num_processes``: data-parallel processes; the batch that ``num_generations`` must divide is all of theirs.
+        """
         if not self.out:
             raise ValueError("out: a run directory is required")
         if not self.init:
@@ -127,11 +133,11 @@ class RLRunConfig:
             check_int(name, getattr(self, name), 1, 2**31 - 1)
         if self.num_generations < 2:
             raise ValueError(f"num_generations: a group needs at least 2 completions, got {self.num_generations}")
-        batch = self.per_device_train_batch_size * self.gradient_accumulation_steps
+        batch = self.per_device_train_batch_size * self.gradient_accumulation_steps * num_processes
         if batch % self.num_generations:
             raise ValueError(
                 f"num_generations: {self.num_generations} does not divide the batch of {batch} completions "
-                f"(per_device_train_batch_size x gradient_accumulation_steps)"
+                f"(per_device_train_batch_size x gradient_accumulation_steps x {num_processes} process(es))"
             )
         if self.per_device_train_batch_size % self.num_mini_batches:
             raise ValueError(f"num_mini_batches: {self.num_mini_batches} does not divide "
@@ -246,48 +252,78 @@ def flatten(summary: dict[str, Any], prefix: str) -> dict[str, float]:
 
 
 class RLRun:
-    """Loads the policy, the env, the prompts and the validation sets; evaluates; saves. Subclasses train."""
+    """Loads the policy, the env, the prompts and the validation sets; evaluates; saves. Subclasses train.
+
+    Under ``accelerate launch`` every process builds one; only the main process (rank 0) writes files:
+    config, metrics, TensorBoard, evaluations, the final model and summary, and the completions of every
+    process, which :meth:`score` gathers to it.
+    """
+
+    multi_process = False
+    """Whether the algorithm runs data-parallel under ``accelerate launch`` (GRPO through TRL does)."""
 
     def __init__(self, cfg: RLRunConfig) -> None:
         import torch
         import yaml
+        from accelerate import PartialState
         from torch.utils.tensorboard import SummaryWriter
         from transformers import set_seed
 
         from .evaluation import validation_set
-        from .models import STUDY_LORA, load_model, resolve_model_dir
+        from .models import STUDY_LORA, is_local_path, load_model, resolve_model_dir
         from .runlog import MetricsLog
         from .tokenizer import missing_words
 
-        cfg.validate()
+        state = PartialState(cpu=not torch.cuda.is_available())  # the trainer's own state, built the same way
+        self.rank, self.num_processes, self.is_main = state.process_index, state.num_processes, state.is_main_process
+        cfg.validate(self.num_processes)
         self.cfg = cfg
+        if self.num_processes > 1 and not self.multi_process:
+            raise ValueError(f"algo: {cfg.algo} runs in one process; start it without accelerate launch, "
+                             f"or use --algo grpo for data-parallel runs")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         set_seed(cfg.seed)
         self.env = make_env(cfg)
         self.problem_config: ProblemConfig = self.env.unwrapped.config
-        self.init_dir = resolve_model_dir(cfg.init)
-        self.device = "cuda" if torch.cuda.is_available() else None
-        self.model, self.tokenizer = load_model(
-            self.init_dir, lora=STUDY_LORA if cfg.lora else None, dtype="bfloat16" if cfg.bf16 else "auto",
-            device=self.device if not cfg.use_vllm else None,
-        )
+        try:
+            self.init_dir = resolve_model_dir(cfg.init)
+        except FileNotFoundError as e:  # name the option the user gave
+            raise FileNotFoundError(f"init: {str(e).removeprefix('model: ')}") from None
+        self.device = str(state.device) if torch.cuda.is_available() else None
+        try:
+            self.model, self.tokenizer = load_model(
+                self.init_dir, lora=STUDY_LORA if cfg.lora else None, dtype="bfloat16" if cfg.bf16 else "auto",
+                device=self.device if not cfg.use_vllm else None,
+            )
+        except OSError as e:
+            if is_local_path(cfg.init):
+                raise
+            raise FileNotFoundError(f"init: {cfg.init!r} is not a local directory and could not be loaded from the "
+                                    f"hub: {str(e).splitlines()[0]}") from None
         missing = missing_words(self.tokenizer, self.problem_config)
         if missing:
             raise ValueError(f"init: the tokenizer of {cfg.init!r} cannot encode task words {missing[:10]}")
         if not cfg.resume and os.path.exists(os.path.join(cfg.out, "metrics.jsonl")):
             raise ValueError(f"out: {cfg.out!r} already holds a run; continue it with --resume or choose a new directory")
-        os.makedirs(cfg.out, exist_ok=True)
-        with open(os.path.join(cfg.out, "config.yaml"), "w") as f:
-            yaml.safe_dump({"command": "rl", **to_dict(cfg)}, f, sort_keys=False)
         self.checkpoint_dir = os.path.join(cfg.out, "checkpoints")
         self.resume_step = self._resume_step() if cfg.resume else 0
         self.metrics = MetricsLog(cfg.out)
         self.completions = MetricsLog(cfg.out, "completions.jsonl")
-        if self.resume_step:  # lines past the checkpoint were written by the killed run and are redone
-            self.metrics.truncate_after(self.resume_step)
-            self.completions.truncate_after(self.resume_step)
-        self.tb = SummaryWriter(os.path.join(cfg.out, "tb"))
+        self.logged_eval_steps: set[int] = set()
+        """Evaluations the killed run already logged at or before the resume step (not redone)."""
+        self.tb = None
+        if self.is_main:
+            with open(os.path.join(cfg.out, "config.yaml"), "w") as f:
+                yaml.safe_dump({"command": "rl", **to_dict(cfg)}, f, sort_keys=False)
+            if self.resume_step:  # lines past the checkpoint were written by the killed run and are redone
+                kept = self.metrics.truncate_after(self.resume_step)
+                self.logged_eval_steps = {r["step"] for r in kept if r["phase"] == "eval"}
+                self.completions.truncate_after(self.resume_step)
+            self.tb = SummaryWriter(os.path.join(cfg.out, "tb"))
+        self.eval_at_start = bool(cfg.eval_every) and self.resume_step % cfg.eval_every == 0 \
+            and self.resume_step not in self.logged_eval_steps
+        """Evaluate before the first step: always in a fresh run, in a resumed one if that evaluation is due and missing."""
         self.scorer = EnvScorer(self.env)
         self.rows = prompt_rows(self.env, cfg.prompts)
         eval_base = self.problem_config.replace(max_label_offset=0)
@@ -300,22 +336,35 @@ class RLRun:
 
     def score(self, step: int, problems: Sequence[Problem], indices: Sequence[int], texts: Sequence[str],
               num_tokens: Sequence[int]) -> tuple[list[float], list, dict[str, float]]:
-        """Rewards and verdicts of one batch of completions; writes one ``completions.jsonl`` line each and returns the
-        batch's strategy metrics (``train/{kind}/strategy/{s}``, accuracy per kind and per (kind, strategy))."""
+        """Rewards and verdicts of this process's completions, and the strategy metrics of the whole batch
+        (``train/{kind}/strategy/{s}``, accuracy per kind and per (kind, strategy)).
+
+        Every process calls it at the same point of a step; the completions of all processes are gathered, so the
+        main process writes one ``completions.jsonl`` line for each (``slot``: position in the step's batch, in
+        process order; ``rank``: the process that sampled it) and every process returns the same metrics.
+        """
         from .evaluation import summarize
 
         rewards, verdicts = self.scorer.score(problems, texts)
-        for i, (problem, index, text, verdict, reward, n) in enumerate(
-                zip(problems, indices, texts, verdicts, rewards, num_tokens, strict=True)):
-            self.completions.write(step, "train", {
-                "slot": i, "index": int(index), "kind": problem.kind, "num_steps": problem.num_steps,
-                "strategy": verdict.strategy, "correct": verdict.correct, "reward": reward, "num_tokens": int(n),
-                "completion": text,
-            })
-        summary = summarize(zip(problems, verdicts, num_tokens))
+        batch = [(self.rank, int(i), p, t, v, r, int(n))
+                 for i, p, t, v, r, n in zip(indices, problems, texts, verdicts, rewards, num_tokens, strict=True)]
+        if self.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            batch = gather_object(batch)
+        if self.is_main:
+            for slot, (rank, index, problem, text, verdict, reward, n) in enumerate(batch):
+                self.completions.write(step, "train", {
+                    "slot": slot, "rank": rank, "index": index, "kind": problem.kind, "num_steps": problem.num_steps,
+                    "strategy": verdict.strategy, "correct": verdict.correct, "reward": reward, "num_tokens": n,
+                    "completion": text,
+                })
+        summary = summarize((problem, verdict, n) for _, _, problem, _, verdict, _, n in batch)
         return rewards, verdicts, flatten(summary, "train")
 
     def log(self, step: int, phase: str, metrics: dict[str, float]) -> None:
+        if not self.is_main:
+            return
         self.metrics.write(step, phase, metrics)
         for k, v in metrics.items():
             self.tb.add_scalar(k, v, step)
@@ -346,18 +395,20 @@ class RLRun:
         return int(last.rsplit("-", 1)[1])
 
     def finish(self, model, wall: float, steps: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Save ``RUN_DIR/model`` (LoRA merged), evaluate it, write ``rl_summary.json``."""
+        """Main process: save ``RUN_DIR/model`` (LoRA merged), evaluate it, write ``rl_summary.json``."""
         from .runlog import write_json
 
+        summary: dict[str, Any] = {"algo": self.cfg.algo, "steps": steps, "train_seconds": wall,
+                                   "seconds_per_step": wall / max(1, steps - self.resume_step), **(extra or {})}
+        if not self.is_main:
+            return summary
         if self.cfg.lora:
             model = model.merge_and_unload()
         model_dir = os.path.join(self.cfg.out, "model")
         model.save_pretrained(model_dir)
         self.tokenizer.save_pretrained(model_dir)
-        summary: dict[str, Any] = {"algo": self.cfg.algo, "steps": steps, "train_seconds": wall,
-                                   "seconds_per_step": wall / max(1, steps - self.resume_step), **(extra or {})}
-        if self.cfg.eval_every:
-            reports = self.evaluate(steps, model)
+        if self.cfg.eval_every:  # a run killed after logging this evaluation evaluates again without logging it
+            reports = self.evaluate(None if steps in self.logged_eval_steps else steps, model)
             summary["eval"] = {name: r["greedy"]["accuracy"] for name, r in reports.items()}
         write_json(os.path.join(self.cfg.out, "rl_summary.json"), summary)
         self.tb.close()
@@ -373,9 +424,14 @@ class RLRun:
 
 
 def last_checkpoint(directory: str) -> str | None:
-    """The ``checkpoint-N`` sub-directory with the largest N, or None."""
+    """The complete ``checkpoint-N`` sub-directory with the largest N, or None.
+
+    Complete means it holds ``trainer_state.json``, which transformers' Trainer and our PPO write last: a run
+    killed while saving leaves a partial directory that resuming must skip.
+    """
     if not os.path.isdir(directory):
         return None
     steps = [int(d.rsplit("-", 1)[1]) for d in os.listdir(directory)
-             if d.startswith("checkpoint-") and d.rsplit("-", 1)[1].isdigit()]
+             if d.startswith("checkpoint-") and d.rsplit("-", 1)[1].isdigit()
+             and os.path.isfile(os.path.join(directory, d, "trainer_state.json"))]
     return os.path.join(directory, f"checkpoint-{max(steps)}") if steps else None

@@ -1,4 +1,10 @@
-"""One run directory: resolved config, metrics JSONL (one object per line, with its step), TensorBoard."""
+"""One run directory: resolved config, metrics JSONL (one object per line, with its step), TensorBoard.
+
+Crash safety: a JSONL line is appended with one ``write`` call on an ``O_APPEND``
+descriptor, so a killed process leaves at most its last line torn (cut short,
+no newline); :meth:`MetricsLog.truncate_after`, which a resumed run calls,
+drops such a line with the lines past the checkpoint it resumes from.
+"""
 
 from __future__ import annotations
 
@@ -28,20 +34,40 @@ class MetricsLog:
 
     def write(self, step: int, phase: str, metrics: dict[str, Any]) -> None:
         record = {"step": int(step), "phase": phase, **metrics}
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
-            f.flush()
+        data = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            while data:  # a regular file takes it in one call unless the disk is full or a signal kills us
+                data = data[os.write(fd, data):]
+        finally:
+            os.close(fd)
 
-    def truncate_after(self, step: int) -> None:
-        """Drop the lines of steps after ``step`` (a resumed run redoes them), atomically."""
+    def truncate_after(self, step: int) -> list[dict[str, Any]]:
+        """Keep the lines of steps up to ``step`` (a resumed run redoes the later ones), drop a torn last line,
+        rewrite the file atomically and return the kept records. A bad line before the last is an error."""
         if not os.path.exists(self.path):
-            return
-        with open(self.path, encoding="utf-8") as f:
-            keep = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+            return []
+        with open(self.path, encoding="utf-8", errors="replace") as f:
+            lines = f.readlines()
+        kept, records = [], []
+        for n, line in enumerate(lines):
+            try:
+                record = json.loads(line) if line.endswith("\n") else None
+            except json.JSONDecodeError:
+                record = None
+            if record is None:
+                if n == len(lines) - 1:
+                    break  # torn by a kill in the middle of the last write
+                raise ValueError(f"{self.path}:{n + 1}: not a JSON line ({line[:80]!r}); the file was not written by "
+                                 f"this run's appends")
+            if record["step"] <= step:
+                kept.append(line)
+                records.append(record)
         tmp = f"{self.path}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(keep)
+            f.writelines(kept)
         os.replace(tmp, self.path)
+        return records
 
 
 def metrics_callback(log: MetricsLog, phase: str):
