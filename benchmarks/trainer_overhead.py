@@ -116,7 +116,7 @@ def main(argv=None) -> None:
     ap.add_argument("--init", help="model to sample from (default: a fresh tiny model)")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (more than one is slower on a busy machine)")
     ap.add_argument("--preset", choices=("micro", "tiny"), default="tiny", help="model size and RL step shape")
     ap.add_argument("--out", default=RESULTS, help="results folder (default: benchmarks/results)")
     args = ap.parse_args(argv)
