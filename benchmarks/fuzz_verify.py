@@ -49,7 +49,7 @@ import gymnasium as gym
 
 from ffreason_env import LABELS, Problem, ProblemConfig, generate, verify, write_trace
 
-from .common import write
+from .common import RESULTS, write
 
 __all__ = ["POOL_CONFIGS", "problem_pool", "make_case", "final_answer_is_right", "Fuzzer", "fuzz_texts"]
 
@@ -469,6 +469,7 @@ def main(argv=None) -> None:
     ap.add_argument("--huge-every", type=int, default=20_000, help="a 10 MB input every N cases (0: none)")
     ap.add_argument("--hypothesis", type=int, default=20_000, help="hypothesis examples (default %(default)s)")
     ap.add_argument("--atheris", type=int, default=200_000, help="atheris runs, if installed (0: skip)")
+    ap.add_argument("--out", default=RESULTS, help="results folder (default benchmarks/results, quoted by docs/)")
     args = ap.parse_args(argv)
     from tqdm.auto import tqdm
 
@@ -487,7 +488,7 @@ def main(argv=None) -> None:
                         "hypothesis": args.hypothesis, "atheris": args.atheris, "pool": len(pool),
                         "max_ns_per_byte": MAX_NS_PER_BYTE, "timed_min_bytes": TIMED_MIN_BYTES,
                         "verifier_sha256": _verifier_hash()}}
-    path = write("fuzz_verify", res, table(res))
+    path = write("fuzz_verify", res, table(res), args.out)
     print(table(res))
     print(f"written: {path}")
     if bulk.findings() or hyp.findings() or res["atheris"].get("findings"):

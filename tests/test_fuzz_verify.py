@@ -1,5 +1,7 @@
 """A small sample of the verifier fuzz harness (``python -m benchmarks fuzz_verify`` runs 10^6 cases)."""
 
+import json
+
 import pytest
 from hypothesis import given, settings
 
@@ -56,3 +58,11 @@ def test_the_harness_reports_a_verifier_that_is_lenient_strict_or_crashes(monkey
     monkeypatch.setattr(fv, "verify", crash)
     assert fuzzer.check(problem, "step") == ["crashes: IndexError: list index out of range"]
     assert fuzzer.counts["wrong_rewards"] == fuzzer.counts["missed_rewards"] == fuzzer.counts["crashes"] == 1
+
+
+def test_the_benchmark_command_runs_every_driver_and_writes_its_counts(tmp_path):
+    fv.main(["--cases", "300", "--huge-every", "0", "--hypothesis", "20", "--atheris", "300", "--out", str(tmp_path)])
+    res = json.loads((tmp_path / "fuzz_verify.json").read_text())
+    assert res["random"]["counts"]["cases"] == 300 and res["hypothesis"]["counts"]["cases"] == 20
+    assert res["atheris"] == {"installed": False} or res["atheris"]["findings"] == 0
+    assert "| seeded random | 300 | 0 | 0 | 0 | 0 | 0 |" in (tmp_path / "fuzz_verify.md").read_text()
