@@ -47,16 +47,6 @@ def test_tokenizer_reports_words_it_lacks():
     assert tok.unk_token_id in ids
 
 
-def test_an_op_and_its_constant_are_one_token():
-    tok = build_tokenizer([fe.ProblemConfig(p=11, max_steps=5)])
-    pieces = tok.convert_ids_to_tokens(tok("step 2 mul e10 : e1 -> e10\ntry e1 : 2 div e1 : e1 -> e1 ; no",
-                                           add_special_tokens=False)["input_ids"])
-    assert "\u2581mul\u2581e10" in pieces and "\u2581div\u2581e1" in pieces
-    assert pieces.count("\u2581e10") == 1 and pieces.count("\u2581e1") == 4  # e1 is no prefix of e10's pair
-    odd = tok("step 1 mul e1x", add_special_tokens=False)["input_ids"]  # not a pair: word by word
-    assert tok.convert_ids_to_tokens(odd)[:3] == ["step", "\u2581" + "1", "\u2581mul"]
-
-
 def test_save_load_generate(micro_dir):
     model, tok = load_model(micro_dir)
     assert type(model).__name__ == "LlamaForCausalLM"

@@ -4,21 +4,13 @@ Each word of ``ffreason_env``'s grammar is one token, in two variants: at the
 start of a line (``step``) and after a space (``▁step``: spaces become ``▁`` and
 stay in the token), so decoding gives back the text byte for byte. ``\\n`` is
 a token of its own. Anything else becomes ``<unk>``.
-
-An operation and its constant (`` mul e10``) are one token, as in the
-prototype of ../shared/TINY-SCALE.md: a step then finds what it applies by
-matching one token of the prompt instead of two in a row, the look-up a small
-transformer found hardest (docs/training.md has the measurements).
 """
 
 from __future__ import annotations
 
-import re
-
 from typing import Iterable
 
 from ffreason_env import ProblemConfig
-from ffreason_env.field import OPS
 
 __all__ = [
     "CHAT_TEMPLATE",
@@ -26,7 +18,6 @@ __all__ = [
     "task_vocabulary",
     "default_vocab_configs",
     "build_tokenizer",
-    "op_pairs",
     "missing_words",
 ]
 
@@ -62,21 +53,8 @@ def task_vocabulary(configs: Iterable[ProblemConfig]) -> list[str]:
     return list(words)
 
 
-def op_pairs(configs: Iterable[ProblemConfig]) -> list[str]:
-    """The ``op constant`` pairs of the configs' symbols, in first-seen order."""
-    pairs: dict[str, None] = {}
-    for config in configs:
-        pairs.update(dict.fromkeys(f"{op} {c}" for op in OPS for c in config.symbols.names))
-    return list(pairs)
-
-
-def _piece_pattern(pairs: list[str]) -> str:
-    """A piece is an op pair (after a space, ending a word), a word with its leading space, ``\\n`` or a space."""
-    words = rf"{SPACE}?[^{SPACE}\n]+|\n|{SPACE}"
-    if not pairs:
-        return words
-    alternatives = "|".join(re.escape(p.replace(" ", SPACE)) for p in sorted(pairs, key=len, reverse=True))
-    return rf"{SPACE}(?:{alternatives})(?=[{SPACE}\n]|$)|{words}"
+# a piece is a word with its leading space, a newline, or a lone space
+_PIECE = rf"{SPACE}?[^{SPACE}\n]+|\n|{SPACE}"
 
 
 def build_tokenizer(configs: Iterable[ProblemConfig] | None = None, model_max_length: int = 2048):
@@ -86,13 +64,12 @@ def build_tokenizer(configs: Iterable[ProblemConfig] | None = None, model_max_le
 
     configs = list(configs) if configs is not None else default_vocab_configs()
     words = task_vocabulary(configs)
-    pairs = op_pairs(configs)
     vocab: dict[str, int] = {}
-    for token in [*SPECIAL_TOKENS, "\n", SPACE, *words, *(SPACE + w for w in words), *(SPACE + p.replace(" ", SPACE) for p in pairs)]:
+    for token in [*SPECIAL_TOKENS, "\n", SPACE, *words, *(SPACE + w for w in words)]:
         vocab.setdefault(token, len(vocab))
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     tok.normalizer = normalizers.Replace(" ", SPACE)
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(_piece_pattern(pairs)), behavior="isolated")
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(_PIECE), behavior="isolated")
     tok.decoder = decoders.Sequence([decoders.Replace(SPACE, " "), decoders.Fuse()])
     tok.add_special_tokens(list(SPECIAL_TOKENS))
     return PreTrainedTokenizerFast(
