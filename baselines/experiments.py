@@ -56,6 +56,10 @@ class Scale:
     rl_preset: str
     sft: dict[str, Any] = field(default_factory=dict)
     rl: dict[str, Any] = field(default_factory=dict)
+    warmup: dict[str, Any] = field(default_factory=dict)
+    """If set, each SFT arm first trains on these overrides (its own strategy, e.g. on 1-step problems) in
+    ``sft-warmup/ARM`` and starts from that model: the from-scratch model learns the field's arithmetic table
+    far faster on 1-step problems than inside 2-5-step chains (docs/training.md)."""
 
     @property
     def eval_n(self) -> int:
@@ -66,7 +70,11 @@ class Scale:
 SCALES: dict[str, Scale] = {
     "micro": Scale("micro", "micro", sft=dict(examples=16, threads=1),
                    rl=dict(max_steps=1, eval_every=1, eval_n=2, prompts=8, save_steps=1, threads=1)),
-    "tiny": Scale("tiny", "tiny"),
+    "tiny": Scale("tiny", "tiny",
+                  # labels up to 9 in 2-5-step SFT data, so that 6-9-step problems hold no unseen label
+                  sft=dict(problem={"max_label_offset": 4}, data_seed=2, examples=32000),
+                  warmup=dict(steps_range=(1, 1), examples=61440, lr=2e-3, data_seed=0, eval_n=0),
+                  rl=dict(max_steps=40, eval_every=20, eval_n=100, save_steps=20)),
     "qwen1.5b": Scale("qwen1.5b", "qwen1.5b"),
 }
 """``micro``: seconds, for tests (the micro model, a handful of examples, one RL step). ``tiny``: the
@@ -106,6 +114,8 @@ class SFTStage(_Stage):
     config: SFTRunConfig
     arm: str
     """The arm label shown in tables (an SFT arm, or a data variant such as ``with-2part``)."""
+    warmup: "SFTStage | None" = None
+    """The stage this one starts from (:attr:`Scale.warmup`); :func:`plan` runs it first."""
     summary_file: ClassVar[str] = "sft_summary.json"
 
     @property
@@ -212,11 +222,21 @@ class _Builder:
 
     def sft(self, arm: str, name: str | None = None, p: int = 11, problem: dict | None = None) -> SFTStage:
         name = name or arm
-        cfg = merge(SFTRunConfig, SFT_PRESETS[self.scale.sft_preset], self.scale.sft, {
-            "preset": self.scale.sft_preset, "out": os.path.join(self.run_dir, "sft", name), "arm": arm,
-            "steps_range": SFT_STEPS, "p": p, "problem": problem or {},
-        })
-        return SFTStage(f"sft/{name}", cfg, name)
+        problem = {**self.scale.sft.get("problem", {}), **(problem or {})}
+
+        def stage(kind: str, overrides: dict[str, Any], extra: dict[str, Any]) -> SFTStage:
+            cfg = merge(SFTRunConfig, SFT_PRESETS[self.scale.sft_preset], self.scale.sft, overrides, {
+                "preset": self.scale.sft_preset, "out": os.path.join(self.run_dir, kind, name), "arm": arm,
+                "p": p, "problem": problem, **extra,
+            })
+            return SFTStage(f"{kind}/{name}", cfg, name)
+
+        warmup = stage("sft-warmup", self.scale.warmup, {}) if self.scale.warmup else None
+        final = stage("sft", {}, {"steps_range": SFT_STEPS})
+        if warmup is not None:
+            final.config.model = os.path.join(warmup.out, "model")
+            final.warmup = warmup
+        return final
 
     def rl(self, sft: SFTStage, data: str, env_kwargs: dict[str, Any], env: str = "ffreason/Mixed-v0",
            eval_ranges: list[list[int]] = VALIDATION) -> RLStage:
@@ -310,7 +330,8 @@ def plan(experiment: str, preset: str, run_dir: str, algo: str = "grpo") -> list
         raise ValueError(f"experiment: {experiment!r} is not one of {', '.join(EXPERIMENTS)}")
     if preset not in SCALES:
         raise ValueError(f"preset: {preset!r} is not one of {', '.join(SCALES)}")
-    stages = EXPERIMENTS[experiment].build(_Builder(run_dir, SCALES[preset], algo))
+    built = EXPERIMENTS[experiment].build(_Builder(run_dir, SCALES[preset], algo))
+    stages = [w for s in built for w in ([s.warmup] if isinstance(s, SFTStage) and s.warmup else [])] + built
     for stage in stages:
         stage.validate()
     return stages

@@ -7,7 +7,7 @@ numpy + gymnasium only (never torch). Importing the package registers
 
 from .config import KINDS, PART_KINDS, ProblemConfig
 from .envs import ENV_IDS, AnyText, CompositionEnv, EvaluationEnv, FFReasonEnv, InversionEnv, MixedEnv, register_envs
-from .export import ARMS, arithmetic_records, read_jsonl, rl_records, sft_records, to_dataset, write_jsonl
+from .export import ARMS, read_jsonl, rl_records, sft_records, to_dataset, write_jsonl
 from .field import INVERSE, OPS
 from .problem import Problem, ProblemSet, generate
 from .prompts import render_prompt
@@ -46,7 +46,6 @@ __all__ = [
     "render_prompt",
     "rl_records",
     "sft_records",
-    "arithmetic_records",
     "to_dataset",
     "verify",
     "write_jsonl",

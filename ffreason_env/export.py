@@ -8,13 +8,11 @@ import random
 from typing import Any, Iterable, Iterator
 
 from .config import ProblemConfig
-from .field import INVERSE, apply
-from .grammar import field_word
 from .problem import generate
 from .prompts import render_prompt
 from .traces import STRATEGIES, write_trace
 
-__all__ = ["ARMS", "sft_records", "arithmetic_records", "rl_records", "write_jsonl", "read_jsonl", "to_dataset", "arm_strategies"]
+__all__ = ["ARMS", "sft_records", "rl_records", "write_jsonl", "read_jsonl", "to_dataset", "arm_strategies"]
 
 ARMS: dict[str, tuple[str, ...]] = {"F": ("forward",), "B": ("backward",), "FB": STRATEGIES}
 """SFT arms of the study: which strategies their responses use (FB: a fair coin per example)."""
@@ -59,29 +57,6 @@ def sft_records(config: ProblemConfig, arm: str, seed: int = 0, size: int = 2048
         record["strategy"] = _overall(strategies)
         record["part_strategies"] = strategies if problem.parts else []
         yield record
-
-
-def arithmetic_records(config: ProblemConfig, seed: int = 0, size: int = 2048, lines: int = 16) -> Iterator[dict[str, Any]]:
-    """``size`` pages of the field's arithmetic: what a base model knows before it sees a problem.
-
-    Each completion line is a step line of the trace grammar on random values,
-    ``step i OP C : A -> B`` (labels drawn from the config's range), over the
-    config's operations *and* their inverses, so a from-scratch model can learn
-    the tables once and share them between the study's arms: the lines form no
-    chain and answer no problem, so they teach neither strategy
-    (docs/training.md has the measurements).
-    """
-    ops = sorted({*config.ops, *(INVERSE[op] for op in config.ops)})
-    names = config.symbols.names
-    prompt = f"arithmetic over {field_word(config.p)}"
-    top = config.max_steps + config.max_label_offset
-    for index in range(size):
-        rng = random.Random(f"ffreason-arithmetic:{seed}:{index}")
-        page = []
-        for _ in range(lines):
-            i, op, c, a = rng.randint(1, top), rng.choice(ops), rng.randrange(1, config.p), rng.randrange(config.p)
-            page.append(f"step {i} {op} {names[c]} : {names[a]} -> {names[apply(op, c, a, config.p)]}")
-        yield {"prompt": prompt, "completion": "\n".join(page), "kind": "arithmetic", "seed": seed, "index": index}
 
 
 def rl_records(config: ProblemConfig, seed: int = 0, size: int = 1024) -> Iterator[dict[str, Any]]:

@@ -13,7 +13,7 @@ __all__ = ["KEYWORDS", "vocabulary", "is_reserved"]
 STEP, TRY, YES, NO = "step", "try", "yes", "no"
 ANSWER, PART, RESULT = "answer", "part", "result"
 COLON, EQUALS, SEMI, COMMA, ARROW = ":", "=", ";", ",", "->"
-PROMPT_WORDS = ("evaluation", "inversion", "composition", "arithmetic", "over", "of", "parts", "given", "find")
+PROMPT_WORDS = ("evaluation", "inversion", "composition", "over", "of", "parts", "given", "find")
 
 KEYWORDS: frozenset[str] = frozenset(
     (STEP, TRY, YES, NO, ANSWER, PART, RESULT, COLON, EQUALS, SEMI, COMMA, ARROW, *PROMPT_WORDS, *OPS)

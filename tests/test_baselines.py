@@ -162,6 +162,18 @@ def test_qwen_preset_holds_the_studys_hyperparameters_and_builds_every_config(tm
     assert {s.config.env_kwargs["p"] for s in plan("gf13", "qwen1.5b", str(tmp_path)) if isinstance(s, RLStage)} == {13}
 
 
+def test_tiny_arms_start_from_their_own_one_step_warmup(tmp_path):
+    stages = plan("selection", "tiny", str(tmp_path))
+    names = [s.name for s in stages]
+    assert names[:6] == ["sft-warmup/B", "sft-warmup/F", "sft-warmup/FB", "sft/B", "sft/F", "sft/FB"]
+    for arm in ("B", "F", "FB"):
+        warm, final = stages[names.index(f"sft-warmup/{arm}")], stages[names.index(f"sft/{arm}")]
+        assert warm.config.steps_range == (1, 1) and warm.config.arm == arm  # the arm's own strategy only
+        assert final.config.model == os.path.join(warm.out, "model") and final.config.steps_range == (2, 5)
+        assert final.config.problem == warm.config.problem == {"max_label_offset": 4}  # labels up to 9
+    assert not any(s.name.startswith("sft-warmup") for s in plan("selection", "micro", str(tmp_path / "m")))
+
+
 def test_algo_ppo_reaches_every_rl_stage_and_generates_without_vllm(tmp_path):
     stages = [s for s in plan("selection", "qwen1.5b", str(tmp_path), algo="ppo") if isinstance(s, RLStage)]
     assert {(s.config.algo, s.config.use_vllm) for s in stages} == {("ppo", False)}  # PPO refuses use_vllm

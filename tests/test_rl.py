@@ -69,8 +69,11 @@ def test_grpo_steps_log_strategy_fractions_and_share_a_problem_per_group(one_ste
     out = tmp_path / "grpo"
     cfg = _cfg(init, out, env="ffreason/Mixed-v0", env_kwargs={"min_steps": 1, "max_steps": 1}, max_steps=3,
                eval_every=2, eval_ranges=[[1, 1]], eval_n=8)
-    summary = make_trainer("grpo", cfg).train()
+    run = make_trainer("grpo", cfg)
+    summary = run.train()
     assert summary["steps"] == 3 and os.path.isfile(out / "model" / "config.json")
+    # evaluations generate under the training budget, so a search that cannot finish in training fails there too
+    assert [r["max_new_tokens"] for r in run.evaluate().values()] == [cfg.max_completion_length]
     train = [m for m in _lines(out / "metrics.jsonl") if m["phase"] == "train" and "train/accuracy" in m]
     assert [m["step"] for m in train] == [1, 2, 3]
     for m in train:

@@ -133,20 +133,6 @@ def test_cli_sft_merges_preset_yaml_and_flags(tmp_path, capsys):
     assert f"run directory: {out}" in capsys.readouterr().out
 
 
-def test_arithmetic_base_model_then_an_arm_from_it(tmp_path):
-    base = SFTRunConfig(out=str(tmp_path / "base"), arm="F", model_size="micro", examples=0, arithmetic_examples=64,
-                        batch_size=16, epochs=1, lr=3e-3, max_length=512, eval_n=5)
-    summary = run_sft(base)
-    assert summary["optimizer_steps"] == 4 and "greedy_accuracy" not in summary  # no problem to evaluate on
-    arm = SFTRunConfig(out=str(tmp_path / "arm"), arm="F", model=str(tmp_path / "base" / "model"), examples=32,
-                       batch_size=16, epochs=2, lr=3e-3, max_length=512, eval_n=0)
-    assert run_sft(arm)["optimizer_steps"] == 4
-    with pytest.raises(ValueError, match="^examples: nothing to train on"):
-        SFTRunConfig(out="x", examples=0).validate()
-    with pytest.raises(ValueError, match="^arithmetic_examples: expected >= 0"):
-        SFTRunConfig(out="x", arithmetic_examples=-1).validate()
-
-
 def test_cli_rejects_bad_input(tmp_path, capsys):
     from trainers.cli import main
 

@@ -28,7 +28,7 @@ def _flags(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
-SFT_FLAGS = ("arm", "model", "model_size", "lora", "steps_range", "p", "problem", "examples", "arithmetic_examples", "data_seed", "curriculum",
+SFT_FLAGS = ("arm", "model", "model_size", "lora", "steps_range", "p", "problem", "examples", "data_seed", "curriculum",
              "epochs", "lr", "lr_scheduler", "batch_size", "grad_accum", "max_length", "seed", "bf16", "logging_steps", "save_steps", "eval_n",
              "threads")
 
@@ -156,9 +156,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--p", type=int, help="prime of the field")
     s.add_argument("--problem", type=_json_dict, help='extra ProblemConfig fields as JSON, e.g. \'{"problem_types": ["composition"]}\'')
     s.add_argument("--examples", type=int, help="number of distinct training examples")
-    s.add_argument("--arithmetic-examples", type=int,
-                   help="pages of the field's arithmetic tables trained on first (no problem, no strategy); "
-                        "with --examples 0 the run makes a base model for the arms")
     s.add_argument("--data-seed", type=int, help="problem stream of the training data")
     s.add_argument("--curriculum", action=argparse.BooleanOptionalAction, default=None,
                    help="present examples shortest first in each epoch instead of shuffled")

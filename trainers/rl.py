@@ -103,6 +103,9 @@ class RLRunConfig:
     eval_ranges: list[list[int]] = field(default_factory=lambda: [[2, 5], [6, 9]])
     eval_n: int = 200
     eval_batch_size: int = 64
+    eval_max_new_tokens: int = 0
+    """Generation budget of the evaluations; 0: ``max_completion_length``, the budget the policy trains under
+    (a search that does not fit it fails in evaluation as in training; ``ffreason eval`` has no such cap)."""
     resume: bool = False
     """Continue from the last checkpoint in ``RUN_DIR/checkpoints``."""
     threads: int | None = None
@@ -131,6 +134,7 @@ class RLRunConfig:
                      "gradient_accumulation_steps", "max_completion_length", "num_iterations", "logging_steps",
                      "save_steps", "eval_n", "eval_batch_size", "ppo_epochs", "num_mini_batches"):
             check_int(name, getattr(self, name), 1, 2**31 - 1)
+        check_int("eval_max_new_tokens", self.eval_max_new_tokens, 0, 2**31 - 1)
         if self.num_generations < 2:
             raise ValueError(f"num_generations: a group needs at least 2 completions, got {self.num_generations}")
         batch = self.per_device_train_batch_size * self.gradient_accumulation_steps * num_processes
@@ -379,7 +383,8 @@ class RLRun:
         model.eval()
         reports, flat = {}, {}
         for name, problems in self.eval_sets.items():
-            settings = EvalSettings(n=len(problems), batch_size=self.cfg.eval_batch_size)
+            settings = EvalSettings(n=len(problems), batch_size=self.cfg.eval_batch_size,
+                                    max_new_tokens=self.cfg.eval_max_new_tokens or self.cfg.max_completion_length)
             reports[name] = evaluate(model, self.tokenizer, problems, settings, progress=False)
             flat.update(flatten(reports[name]["greedy"], name))
         if was_training:

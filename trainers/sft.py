@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ffreason_env import ARMS, ProblemConfig, arithmetic_records, sft_records
+from ffreason_env import ARMS, ProblemConfig, sft_records
 
 from .settings import to_dict
 
@@ -40,10 +40,6 @@ class SFTRunConfig:
     problem: dict[str, Any] = field(default_factory=dict)
     """Extra ProblemConfig fields (e.g. problem_types with composition)."""
     examples: int = 2048
-    arithmetic_examples: int = 0
-    """Pages of the field's arithmetic tables (``ffreason_env.arithmetic_records``: no problem, no strategy)
-    trained on before the arm's examples, as a base model knows arithmetic before SFT. With ``examples=0``
-    the run makes such a base model, which the arms can start from (``model``)."""
     data_seed: int = 0
     curriculum: bool = False
     """Present examples shortest first in each epoch (fewest steps, then shortest response) instead of in
@@ -77,14 +73,9 @@ class SFTRunConfig:
 
         if self.model is None and self.model_size not in PRESETS:
             raise ValueError(f"model_size: {self.model_size!r} is not one of {sorted(PRESETS)}")
-        for name in ("batch_size", "grad_accum", "max_length", "logging_steps"):
+        for name in ("examples", "batch_size", "grad_accum", "max_length", "logging_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
-        for name in ("examples", "arithmetic_examples"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)}")
-        if self.examples + self.arithmetic_examples == 0:
-            raise ValueError("examples: nothing to train on (examples and arithmetic_examples are both 0)")
         if self.epochs <= 0 or self.lr <= 0:
             raise ValueError(f"epochs/lr: expected > 0, got epochs={self.epochs} lr={self.lr}")
         problem_config(self)  # validates steps_range, p and problem
@@ -175,7 +166,6 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
         raise ValueError(f"model: the tokenizer of {cfg.model or cfg.model_size} cannot encode task words {missing[:10]}")
 
     batch = cfg.batch_size * cfg.grad_accum
-    tables = list(arithmetic_records(pconfig, cfg.data_seed, cfg.arithmetic_examples))
     records = list(sft_records(pconfig, cfg.arm, cfg.data_seed, cfg.examples))
     if cfg.curriculum:
         order = sorted(range(len(records)), key=lambda i: (records[i]["steps"], len(records[i]["completion"])))
@@ -184,10 +174,8 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
         order = [i for epoch in range(math.ceil(cfg.epochs))
                  for i in length_grouped_order([len(r["completion"].split()) for r in records], batch,
                                                seed=cfg.seed * 1000 + epoch)]
-    order = order[:int(len(records) * cfg.epochs)]
-    ordered = tables + [records[i] for i in order]  # the tables first, as pre-training comes before SFT
-    total_steps = max(1, len(ordered) // batch)
-    dataset = Dataset.from_list(list(_conversations(ordered)))
+    total_steps = max(1, int(len(records) * cfg.epochs) // batch)
+    dataset = Dataset.from_list(list(_conversations(records[i] for i in order)))
     on_gpu = torch.cuda.is_available()
     args = SFTConfig(
         output_dir=os.path.join(cfg.out, "checkpoints"),
@@ -241,7 +229,7 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
         "optimizer_steps": trainer.state.global_step,
         "final_loss": next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None),
     }
-    if cfg.eval_n and cfg.examples:
+    if cfg.eval_n:
         problems = validation_set(pconfig.replace(max_label_offset=0), cfg.eval_n)  # the task itself, labels from 1
         report = evaluate(model, tokenizer, problems, EvalSettings(n=cfg.eval_n))
         write_json(os.path.join(cfg.out, "eval_sft.json"), report)
