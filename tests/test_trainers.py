@@ -61,9 +61,13 @@ def test_save_load_generate(micro_dir):
         generate(model, tok, prompts, num_samples=2)
 
 
-def test_missing_model_path_is_a_clear_error(tmp_path):
+def test_missing_model_path_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="no such directory"):
         load_model(str(tmp_path / "nope"))
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no such directory"):  # a typo under a local directory, not a hub id
+        load_model("runs/typo")
 
 
 def test_sft_lowers_the_loss_and_saves_a_loadable_checkpoint(one_step_run):

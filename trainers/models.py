@@ -76,7 +76,9 @@ def build_tiny_model(preset: str, out_dir: str, seed: int = 0, vocab_configs=Non
 
 
 def is_local_path(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or os.path.exists(name)
+    """A path, not a hub id: explicit, existing, or under an existing directory (``runs/typo`` fails at once
+    instead of being looked up on the hub as the repository ``typo`` of a user ``runs``)."""
+    return name.startswith((".", "/", "~")) or os.path.exists(name) or os.path.isdir(name.split("/")[0])
 
 
 def resolve_model_dir(name: str) -> str:
