@@ -12,7 +12,7 @@ import sys
 import textwrap
 from typing import Sequence
 
-from trainers.cli import build_parser as build_trainers_parser
+from trainers import cli as trainers_cli
 
 from .experiments import EXPERIMENTS, SCALES
 
@@ -44,11 +44,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = build_trainers_parser()
-    parser.description = ("Train and evaluate language models on the ffreason finite-field environments, and "
-                          "reproduce the study's experiments (reproduce, report).")
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+def _add_commands(sub) -> None:
     experiments = "\n".join(f"  {name:<14} {e.summary}" for name, e in EXPERIMENTS.items())
     r = sub.add_parser(
         "reproduce", help="run one of the study's experiments end to end and write its report",
@@ -76,17 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.set_defaults(func=_cmd_report)
-    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return trainers_cli.build_parser(_add_commands, description=(
+        "Train and evaluate language models on the ffreason finite-field environments, and reproduce the "
+        "study's experiments (reproduce, report)."))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError) as e:
-        parser.error(str(e))
-    return 2
+    return trainers_cli.main(argv, build_parser())
 
 
 if __name__ == "__main__":  # pragma: no cover

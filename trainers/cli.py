@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ffreason_env.cli import steps_range_arg
 
@@ -132,11 +132,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ffreason",
-        description="Train and evaluate language models on the ffreason finite-field environments.",
-    )
+def build_parser(more_commands: Callable[[Any], None] | None = None,
+                 description: str = "Train and evaluate language models on the ffreason finite-field environments.",
+                 ) -> argparse.ArgumentParser:
+    """The ``ffreason`` parser; ``more_commands(subparsers)`` adds commands of a layer above (baselines)."""
+    parser = argparse.ArgumentParser(prog="ffreason", description=description)
     sub = parser.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser(
@@ -242,11 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default=None, help="report path (default RUN_DIR/eval_MIN-MAX.json)")
     e.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     e.set_defaults(func=_cmd_eval)
+    if more_commands is not None:
+        more_commands(sub)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
+    parser = parser or build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
