@@ -137,6 +137,19 @@ def test_cli_sft_merges_preset_yaml_and_flags(tmp_path, capsys):
     assert f"run directory: {out}" in capsys.readouterr().out
 
 
+def test_sft_stops_once_the_logged_loss_is_below_stop_loss(tmp_path):
+    def run(stop_loss):
+        cfg = SFTRunConfig(out=str(tmp_path / f"stop{stop_loss}"), arm="F", model_size="micro", examples=128,
+                           batch_size=16, epochs=1, lr=3e-3, max_length=256, eval_n=0, logging_steps=2,
+                           stop_loss=stop_loss, threads=1)
+        return run_sft(cfg)["optimizer_steps"]
+
+    assert run(100.0) == 2  # the first logged loss is below 100
+    assert run(1e-9) == 8  # never reached: all 128 / 16 steps
+    with pytest.raises(ValueError, match="^stop_loss: expected >= 0"):
+        SFTRunConfig(out="x", stop_loss=-1).validate()
+
+
 def test_cli_rejects_bad_input(tmp_path, capsys):
     from trainers.cli import main
 
