@@ -97,7 +97,8 @@ class _Stage:
 
     @property
     def out(self) -> str:
-        raise NotImplementedError  # pragma: no cover
+        """The stage's directory: its run config's ``out`` (an evaluation stage names its own)."""
+        return self.config.out
 
     def done(self) -> bool:
         return os.path.exists(os.path.join(self.out, self.summary_file))
@@ -119,10 +120,6 @@ class SFTStage(_Stage):
     warmup: "SFTStage | None" = None
     """The stage this one starts from (:attr:`Scale.warmup`); :func:`plan` runs it first."""
     summary_file: ClassVar[str] = "sft_summary.json"
-
-    @property
-    def out(self) -> str:
-        return self.config.out
 
     def describe(self) -> str:
         c = self.config
@@ -146,10 +143,6 @@ class RLStage(_Stage):
     data: str
     """Label of the RL data (``2-5``, ``eval75``, ...), the row of the report it feeds."""
     summary_file: ClassVar[str] = "rl_summary.json"
-
-    @property
-    def out(self) -> str:
-        return self.config.out
 
     def describe(self) -> str:
         c = self.config
