@@ -83,17 +83,19 @@ def test_ppo_logs_its_own_diagnostics_and_resumes(micro_dir, tmp_path):
 
 
 def test_ppo_raises_the_reward_of_a_model_that_half_solves_its_task(one_step_run, tmp_path):
-    """At temperature 2 the 1-step model's samples are right about a quarter of the time; PPO sharpens them.
+    """At temperature 2 the 1-step model's samples are right about a tenth of the time; PPO sharpens them.
 
-    Measured with seeds 0, 1, 2 (30 steps of 64 samples, lr 3e-4): mean reward of the first 3 steps
-    0.21-0.26, of the last 5 steps 0.55-0.65, a gain of 0.32-0.44; the bound leaves a margin of 0.12.
+    Measured on the fixture as trained since session 4 (800 steps at lr 1e-3), 50 steps of 64 samples,
+    lr 3e-4: mean reward of the first 3 steps 0.09 / 0.13 / 0.09 and of the last 5 steps 0.47 / 0.35 / 0.24
+    with seeds 0 / 1 / 2 (at 30 steps seed 0 had only reached 0.26). The standard error of a 5-step mean
+    of 320 samples is about 0.02, so a gain of 0.1 is learning, not noise; seed 0 clears it by 0.28.
     """
     init, _ = one_step_run
     cfg = _cfg(init, tmp_path / "ppo", env="ffreason/Evaluation-v0", env_kwargs={"min_steps": 1, "max_steps": 1},
-               max_steps=30, per_device_train_batch_size=64, num_generations=4, temperature=2.0, learning_rate=3e-4,
-               save_steps=30,
+               max_steps=50, per_device_train_batch_size=64, num_generations=4, temperature=2.0, learning_rate=3e-4,
+               save_steps=50,
                eval_every=0, prompts=512, seed=0)
     make_trainer("ppo", cfg).train()
     rewards = [r["reward"] for r in _train_rows(tmp_path / "ppo" / "metrics.jsonl")]
     start, end = sum(rewards[:3]) / 3, sum(rewards[-5:]) / 5
-    assert end > start + 0.2, (start, end)
+    assert end > start + 0.1, (start, end)

@@ -76,7 +76,7 @@ def test_sft_lowers_the_loss_and_saves_a_loadable_checkpoint(one_step_run):
     assert len(losses) >= 5
     assert losses[-1] < 0.5 * losses[0]
     model, tok = load_model(f"{out}/model")
-    assert summary["optimizer_steps"] == 20480 // 32
+    assert summary["optimizer_steps"] == 25600 // 32
     assert (json.load(open(f"{out}/sft_summary.json"))["train_tokens"]) > 0
 
 
@@ -180,21 +180,50 @@ def test_cli_eval_writes_a_report(one_step_run, capsys):
     assert "greedy: accuracy" in printed and "evaluation" in printed
 
 
-def test_length_grouped_order_is_a_permutation_of_homogeneous_batches_in_random_order():
-    from trainers.sft import length_grouped_order
+def test_shuffled_order_is_a_fresh_permutation_per_epoch():
+    from trainers.sft import shuffled_order
 
-    import random
+    order = shuffled_order(100, epochs=3, seed=1)
+    epochs = [order[i:i + 100] for i in range(0, 300, 100)]
+    assert all(sorted(e) == list(range(100)) for e in epochs)
+    assert epochs[0] != epochs[1] != epochs[2] and epochs[0] != list(range(100))
+    assert shuffled_order(100, 3, seed=1) == order and shuffled_order(100, 3, seed=2) != order
 
-    rng = random.Random(0)
-    lengths = [rng.choice([30, 40, 200, 400]) + rng.randint(0, 9) for _ in range(4096)]
-    order = length_grouped_order(lengths, batch_size=32, seed=1, chunk_batches=16)
-    assert sorted(order) == list(range(4096))
-    batches = [order[i:i + 32] for i in range(0, 4096, 32)]
-    spread = lambda bs: sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in bs) / len(bs)
-    shuffled = list(range(4096))
-    rng.shuffle(shuffled)
-    # little padding: a batch spans a small part of the length range a random batch spans
-    assert spread(batches) < 0.25 * spread([shuffled[i:i + 32] for i in range(0, 4096, 32)])
-    firsts = [lengths[b[0]] for b in batches[:16]]
-    assert firsts != sorted(firsts) and firsts != sorted(firsts, reverse=True)  # no long->short cycle
-    assert order != length_grouped_order(lengths, batch_size=32, seed=2, chunk_batches=16)
+
+def test_packed_batches_give_the_padded_batch_loss_on_fewer_rows(micro_dir):
+    """Examples packed in one row must not see each other: per-token losses equal the padded batch's."""
+    from trainers.sft import PackedBatches
+
+    model, tok = load_model(micro_dir)
+    problems = fe.ProblemSet(fe.ProblemConfig(min_steps=1, max_steps=4), seed=3, size=12)
+    examples = []
+    for i, problem in enumerate(problems):
+        prompt = tok.apply_chat_template([{"role": "user", "content": fe.render_prompt(problem)}],
+                                         tokenize=False, add_generation_prompt=True)
+        completion = fe.write_trace(problem, fe.STRATEGIES[i % 2]) + tok.eos_token
+        p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        c_ids = tok(completion, add_special_tokens=False)["input_ids"]
+        examples.append({"input_ids": p_ids + c_ids, "labels": [-100] * len(p_ids) + c_ids})
+    batch = PackedBatches(tok.pad_token_id)(examples)
+    longest = max(len(e["input_ids"]) for e in examples)
+    assert batch["input_ids"].shape[1] == longest and batch["input_ids"].shape[0] < len(examples)
+    assert "attention_mask" not in batch
+    assert int((batch["labels"] != -100).sum()) == sum(sum(x != -100 for x in e["labels"]) for e in examples)
+    assert int((batch["position_ids"] == 0).sum()) >= len(examples)  # each example restarts at position 0
+
+    def token_losses(logits, labels):
+        keep = labels[:, 1:] != -100
+        return torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels[:, 1:], reduction="none")[keep]
+
+    ids = torch.full((len(examples), longest), tok.pad_token_id)
+    labels = torch.full((len(examples), longest), -100)
+    mask = torch.zeros((len(examples), longest), dtype=torch.long)
+    for i, e in enumerate(examples):
+        n = len(e["input_ids"])
+        ids[i, :n], labels[i, :n], mask[i, :n] = torch.tensor(e["input_ids"]), torch.tensor(e["labels"]), 1
+    with torch.no_grad():
+        padded = token_losses(model(input_ids=ids, attention_mask=mask).logits, labels).sort().values
+        packed = token_losses(model(**batch, use_cache=False).logits, batch["labels"]).sort().values
+        leaky = token_losses(model(input_ids=batch["input_ids"], use_cache=False).logits, batch["labels"]).sort().values
+    assert torch.allclose(packed, padded, atol=1e-5)  # same per-token losses (rows hold examples in another order)
+    assert not torch.allclose(leaky, padded, atol=1e-3)  # attending across examples would have changed them

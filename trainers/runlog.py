@@ -70,13 +70,13 @@ class MetricsLog:
         return records
 
 
-def metrics_callback(log: MetricsLog, phase: str):
-    """A transformers ``TrainerCallback`` that copies every logged dict to ``log``."""
+def metrics_callback(log: MetricsLog, phase: str, drop: tuple[str, ...] = ()):
+    """A transformers ``TrainerCallback`` that copies every logged number to ``log``, except the keys in ``drop``."""
     from transformers import TrainerCallback
 
     class _Callback(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and state.is_world_process_zero:
-                log.write(state.global_step, phase, {k: v for k, v in logs.items() if isinstance(v, (int, float))})
+                log.write(state.global_step, phase, {k: v for k, v in logs.items() if isinstance(v, (int, float)) and k not in drop})
 
     return _Callback()

@@ -20,7 +20,7 @@ from ffreason_env import ARMS, ProblemConfig, sft_records
 
 from .settings import to_dict
 
-__all__ = ["SFTRunConfig", "SFT_PRESETS", "run_sft", "problem_config", "length_grouped_order"]
+__all__ = ["SFTRunConfig", "SFT_PRESETS", "run_sft", "problem_config", "shuffled_order", "PackedBatches"]
 
 
 @dataclass
@@ -43,7 +43,7 @@ class SFTRunConfig:
     data_seed: int = 0
     curriculum: bool = False
     """Present examples shortest first in each epoch (fewest steps, then shortest response) instead of in
-    shuffled length-grouped batches."""
+    a fresh random order (see :func:`shuffled_order`)."""
     epochs: float = 20.0
     lr: float = 2e-4
     stop_loss: float = 0.0
@@ -107,27 +107,65 @@ def problem_config(cfg: SFTRunConfig) -> ProblemConfig:
     return ProblemConfig(**{"p": cfg.p, "min_steps": lo, "max_steps": hi, **cfg.problem})
 
 
-def length_grouped_order(lengths: list[int], batch_size: int, seed: int, chunk_batches: int = 64) -> list[int]:
-    """An epoch's order: batches of similar length (little padding), the batches themselves in random order.
+def shuffled_order(n: int, epochs: int, seed: int) -> list[int]:
+    """Every epoch a fresh uniform permutation of the ``n`` examples.
 
-    Consecutive chunks of ``chunk_batches`` batches are sorted by length (ties
-    keep their random order) and cut into batches, then all batches are
-    shuffled. Lengths are word counts: sorting by characters would group
-    examples by which symbols they contain (``e10`` is longer than ``e1``) and
-    bias every batch. transformers' length-grouped
-    sampler instead walks each mega-batch from longest to shortest, a cycle the
-    from-scratch model learnt far slower from (see docs/training.md).
+    Not grouped by length: a search trace's length is the position of its
+    answer in symbol order, so length-sorted batches share their answer, and
+    even answer-free grouping (batches of one kind, strategy and step count)
+    stopped the from-scratch model learning the arithmetic table
+    (docs/training.md). :class:`PackedBatches` removes the padding instead.
     """
-    rng = random.Random(seed)
-    perm = list(range(len(lengths)))
-    rng.shuffle(perm)
-    batches = []
-    chunk = batch_size * chunk_batches
-    for start in range(0, len(perm), chunk):
-        part = sorted(perm[start:start + chunk], key=lambda i: lengths[i])
-        batches += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
-    rng.shuffle(batches)
-    return [i for b in batches for i in b]
+    order = []
+    for epoch in range(epochs):
+        perm = list(range(n))
+        random.Random(seed * 1000 + epoch).shuffle(perm)
+        order += perm
+    return order
+
+
+class PackedBatches:
+    """Collator: a batch's examples packed first-fit-decreasing into rows as long as its longest example.
+
+    Each example keeps its own ``position_ids`` (from 0) and no attention mask
+    is passed, so transformers masks attention block-diagonally per example
+    (it reads packed sequences from ``position_ids``, only when the model is
+    called with ``use_cache=False``, as TRL's SFTTrainer does): the loss is that of the
+    padded batch, at the cost of the real tokens plus a little slack, where a
+    random batch padded to its longest search trace spends most of its
+    compute on padding.
+    """
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        seqs = sorted(((e["input_ids"], e["labels"]) for e in examples), key=lambda e: -len(e[0]))
+        width = len(seqs[0][0])
+        rows: list[list[tuple[list[int], list[int]]]] = []
+        room: list[int] = []
+        for ids, labels in seqs:
+            row = next((r for r, free in enumerate(room) if free >= len(ids)), None)
+            if row is None:
+                rows.append([])
+                room.append(width)
+                row = len(rows) - 1
+            rows[row].append((ids, labels))
+            room[row] -= len(ids)
+        input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), -100, dtype=torch.long)
+        position_ids = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, items in enumerate(rows):
+            at = 0
+            for ids, lab in items:
+                input_ids[r, at:at + len(ids)] = torch.tensor(ids)
+                labels[r, at:at + len(ids)] = torch.tensor(lab)
+                position_ids[r, at:at + len(ids)] = torch.arange(len(ids))
+                at += len(ids)
+            position_ids[r, at:] = torch.arange(width - at)  # the row's padding is a sequence of its own
+        return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}
 
 
 def _early_stop(threshold: float) -> list:
@@ -188,9 +226,7 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
         order = sorted(range(len(records)), key=lambda i: (records[i]["steps"], len(records[i]["completion"])))
         order = order * math.ceil(cfg.epochs)
     else:
-        order = [i for epoch in range(math.ceil(cfg.epochs))
-                 for i in length_grouped_order([len(r["completion"].split()) for r in records], batch,
-                                               seed=cfg.seed * 1000 + epoch)]
+        order = shuffled_order(len(records), math.ceil(cfg.epochs), cfg.seed)
     total_steps = max(1, int(len(records) * cfg.epochs) // batch)
     dataset = Dataset.from_list(list(_conversations(records[i] for i in order)))
     on_gpu = torch.cuda.is_available()
@@ -225,13 +261,15 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
-        callbacks=[metrics_callback(log, "sft"), TensorBoardCallback(tb_writer=tb), *_early_stop(cfg.stop_loss)],
+        data_collator=PackedBatches(tokenizer.pad_token_id),
+        # TRL counts a batch without attention mask as one padding-free row: its num_tokens is wrong for packed rows
+        callbacks=[metrics_callback(log, "sft", drop=("num_tokens",)), TensorBoardCallback(tb_writer=tb),
+                   *_early_stop(cfg.stop_loss)],
     )
-    rows = total_steps * batch
-    n_tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"][:rows])
     start = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - start
+    n_tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"][:trainer.state.global_step * batch])
     model = trainer.model
     if cfg.lora:
         model = model.merge_and_unload()
