@@ -9,6 +9,7 @@ BENCHMARKS = {
     "generation": "tokens/s of the rollout path (trainers.generation) at the tiny preset",
     "trainer_overhead": "seconds per GRPO / PPO step; env bridge vs plain TRL",
     "fuzz_verify": "verify / env.step under 10^6 fuzzed responses: crashes, wrong rewards, time per byte",
+    "sft_plateau": "when the from-scratch model learns the arithmetic table, per lr / init / batch order",
 }
 
 

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from benchmarks import common, env_throughput, generation, trainer_overhead, verify_scaling
+from benchmarks import common, env_throughput, generation, sft_plateau, trainer_overhead, verify_scaling
 
 DOCS = pathlib.Path(common.DOCS)
 PERFORMANCE = ("env_throughput", "verify_scaling", "generation", "trainer_overhead")
@@ -85,6 +85,22 @@ def test_trainer_overhead(tmp_path):
     assert all(res[arm]["n"] == 1 for arm in ("bridge", "plain", "ppo"))
     assert res["ratio_bridge_over_plain"] == pytest.approx(res["bridge"]["median"] / res["plain"]["median"])
     assert "Bridge / plain step time" in md
+
+
+def test_sft_plateau(tmp_path):
+    res, md = _run(sft_plateau, "sft_plateau", tmp_path, "--preset", "micro", "--iters", "4", "--eval-every", "2",
+                   "--seeds", "0", "--settings", "lr=1e-3", "lr=2e-3,initializer_range=0.05,order=length",
+                   "--traces", "all")
+    runs = res["runs"]
+    assert res["settings"]["traces"] == "all" and "searches included" in md
+    assert list(runs) == ["lr=1e-3", "lr=2e-3,initializer_range=0.05,order=length"]
+    assert [step for step, _ in runs["lr=1e-3"][0]["curve"]] == [2, 4]
+    assert all(0.0 <= acc <= 1.0 for r in runs.values() for _, acc in r[0]["curve"])
+    assert "| lr=1e-3 |" in md
+    assert sft_plateau.parse_setting("lr=5e-4,num_attention_heads=8,order=shape") == {
+        "lr": 5e-4, "num_attention_heads": 8, "order": "shape"}
+    with pytest.raises(ValueError, match="order"):
+        sft_plateau.parse_setting("order=sorted")
 
 
 def test_the_docs_quote_the_results_files_as_written():

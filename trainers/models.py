@@ -22,11 +22,15 @@ class ModelPreset:
     num_attention_heads: int
     intermediate_size: int
     max_position_embeddings: int = 2048
+    initializer_range: float = 0.02
+    """Std of the initial weights. 0.05 for ``tiny``: the plateau before the arithmetic table is learnt ended at
+    step 200 instead of 400-600 (``python -m benchmarks sft_plateau``, docs/training.md)."""
 
 
 PRESETS: dict[str, ModelPreset] = {
     "micro": ModelPreset(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256),
-    "tiny": ModelPreset(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512),
+    "tiny": ModelPreset(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512,
+                        initializer_range=0.05),
     "small": ModelPreset(hidden_size=256, num_hidden_layers=6, num_attention_heads=8, intermediate_size=1024),
 }
 """Sizes of the from-scratch model: ``micro`` for tests, ``tiny`` for CPU runs, ``small`` for more capacity."""
@@ -44,8 +48,12 @@ STUDY_LORA = LoraSpec()
 """The study's adapter: r=64, alpha=128, dropout 0.05."""
 
 
-def build_tiny_model(preset: str, out_dir: str, seed: int = 0, vocab_configs=None):
-    """Build a fresh model + tokenizer from ``preset``, save both to ``out_dir``, return them."""
+def build_tiny_model(preset: str, out_dir: str, seed: int = 0, vocab_configs=None, overrides: dict | None = None):
+    """Build a fresh model + tokenizer from ``preset``, save both to ``out_dir``, return them.
+
+    ``overrides`` replaces ``LlamaConfig`` fields (``initializer_range``, ``num_attention_heads``, ...) for
+    experiments such as ``python -m benchmarks sft_plateau``.
+    """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -57,12 +65,11 @@ def build_tiny_model(preset: str, out_dir: str, seed: int = 0, vocab_configs=Non
     tokenizer = build_tokenizer(vocab_configs, model_max_length=size.max_position_embeddings)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        num_key_value_heads=size.num_attention_heads,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
         tie_word_embeddings=True,
-        **asdict(size),
+        **{**asdict(size), "num_key_value_heads": size.num_attention_heads, **(overrides or {})},
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
