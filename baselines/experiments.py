@@ -73,7 +73,7 @@ SCALES: dict[str, Scale] = {
     "tiny": Scale("tiny", "tiny",
                   # labels up to 9 in 2-5-step SFT data, so that 6-9-step problems hold no unseen label
                   sft=dict(problem={"max_label_offset": 4}, data_seed=2, examples=32000),
-                  # 1500 steps at lr 1e-3: the table's plateau ends by about step 650 there (docs/training.md); a
+                  # 1500 steps at lr 1e-3: the table's plateau ended by step 200 there (docs/training.md); a
                   # loss threshold cannot tell, the loss being mostly the searches' tokens
                   warmup=dict(steps_range=(1, 1), examples=48000, lr=1e-3, data_seed=0, eval_n=0),
                   rl=dict(max_steps=40, eval_every=20, eval_n=100, save_steps=20)),

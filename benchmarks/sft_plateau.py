@@ -31,7 +31,6 @@ import time
 
 from .common import RESULTS, write
 
-ALIGNED = {"evaluation": "forward", "inversion": "backward"}
 DEFAULT_SETTINGS = ["lr=3e-3", "lr=2e-3", "lr=1e-3", "lr=5e-4", "lr=2e-3,initializer_range=0.05"]
 
 
@@ -57,9 +56,9 @@ def parse_setting(text: str) -> dict:
 
 
 def _encode(tokenizer, record):
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": record["prompt"]}], tokenize=False,
-                                           add_generation_prompt=True)
-    p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    from trainers.generation import chat_prompt
+
+    p = tokenizer(chat_prompt(tokenizer, record["prompt"]), add_special_tokens=False)["input_ids"]
     c = tokenizer(record["completion"] + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
     return {"input_ids": p + c, "labels": [-100] * len(p) + c}
 
@@ -83,7 +82,7 @@ def run_one(setting: dict, seed: int, arm: str, problem: dict, iters: int, eval_
             preset: str, traces: str = "direct") -> dict:
     import torch
 
-    from ffreason_env import ProblemConfig, sft_records
+    from ffreason_env import ALIGNED, ProblemConfig, sft_records
     from trainers.models import build_tiny_model
     from trainers.sft import PackedBatches
 
@@ -135,7 +134,7 @@ def table(res: dict) -> str:
         finals = " / ".join(f"{r['final']:.2f}" for r in runs)
         rows.append(f"| {name} | " + " | ".join(firsts) + f" | {finals} |")
     s = res["settings"]
-    scored = "direct traces" if s.get("traces", "direct") == "direct" else "traces (searches included)"
+    scored = "direct traces" if s["traces"] == "direct" else "traces (searches included)"
     rows += ["", f"Teacher-forced accuracy on the tokens after `->` in 128 held-out {scored}; arm {s['arm']}, "
              f"problems {s['problem']}, batch {s['batch_size']}, {s['iters']} steps, model {s['preset']}, "
              f"evaluated every {s['eval_every']} steps (chance is 1/p)."]

@@ -24,8 +24,8 @@ def micro_dir(tmp_path_factory):
 def one_step_run(tmp_path_factory):
     """A tiny model trained on 1-step evaluation problems for 800 steps (about a minute), shared by the session.
 
-    The table a 1-step trace needs is learnt after a plateau that ends between about step 350 and 650 at
-    lr 1e-3 (seeds 0 and 1 of a plain loop, docs/training.md); 800 steps leave a margin.
+    The table a 1-step trace needs is learnt after a plateau; with the tiny preset's initialisation at lr 1e-3
+    it ended at step 200 on seeds 0 and 1 (``python -m benchmarks sft_plateau``); 800 steps leave a margin.
     """
     from trainers.sft import SFTRunConfig, run_sft
 

@@ -77,6 +77,7 @@ def metrics_callback(log: MetricsLog, phase: str, drop: tuple[str, ...] = ()):
     class _Callback(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and state.is_world_process_zero:
-                log.write(state.global_step, phase, {k: v for k, v in logs.items() if isinstance(v, (int, float)) and k not in drop})
+                numbers = {k: v for k, v in logs.items() if isinstance(v, (int, float)) and k not in drop}
+                log.write(state.global_step, phase, numbers)
 
     return _Callback()

@@ -48,8 +48,8 @@ class SFTRunConfig:
     lr: float = 2e-4
     stop_loss: float = 0.0
     """Stop as soon as a logged training loss (mean over ``logging_steps``) falls below this; 0 never stops
-    early. The from-scratch model learns the arithmetic table after a plateau whose length varies from run to
-    run (docs/training.md), so a warm-up stage trains until the table is learnt rather than a fixed time."""
+    early. Not a sign that the arithmetic table is learnt: search tokens dominate the loss and are learnt
+    first (docs/training.md), so the tiny reproduction's warm-up trains a fixed number of steps."""
     lr_scheduler: str = "cosine"
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
@@ -111,10 +111,11 @@ def shuffled_order(n: int, epochs: int, seed: int) -> list[int]:
     """Every epoch a fresh uniform permutation of the ``n`` examples.
 
     Not grouped by length: a search trace's length is the position of its
-    answer in symbol order, so length-sorted batches share their answer, and
-    even answer-free grouping (batches of one kind, strategy and step count)
-    stopped the from-scratch model learning the arithmetic table
-    (docs/training.md). :class:`PackedBatches` removes the padding instead.
+    answer in symbol order, so length-sorted batches share their answer; both
+    they and answer-free grouping (one kind, strategy and step count per
+    batch) learnt more slowly than random batches (``python -m benchmarks
+    sft_plateau``, docs/training.md). :class:`PackedBatches` removes the
+    padding instead.
     """
     order = []
     for epoch in range(epochs):
