@@ -54,3 +54,19 @@ def test_two_processes_sample_different_problems_and_the_main_one_logs_every_com
     assert len(os.listdir(out / "tb")) == 1  # one TensorBoard writer
     # both processes trained: each saved its RNG state in the checkpoint
     assert {"rng_state_0.pth", "rng_state_1.pth"} <= set(os.listdir(out / "checkpoints" / "checkpoint-2"))
+
+
+def test_the_rl_command_leaves_the_process_group_before_exiting(micro_dir, tmp_path):
+    """A process exiting with gloo's threads alive can abort (SIGABRT): it failed this file's 2-process test once."""
+    import torch.distributed as dist
+
+    from trainers.cli import main
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
+    try:
+        assert main(["rl", "--preset", "micro", "--init", micro_dir, "--max-steps", "1", "--threads", "1",
+                     "--out", str(tmp_path / "r")]) == 0
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

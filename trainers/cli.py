@@ -83,6 +83,9 @@ def _cmd_rl(args: argparse.Namespace) -> int:
     if run.is_main:  # under accelerate launch every process gets here
         print(json.dumps(summary, indent=2))
         print(f"run directory: {cfg.out}")
+    # Leave the process group before exiting: a process that exits with gloo's worker threads alive can abort
+    # (SIGABRT, "terminate called without an active exception"), which failed a 2-process CI run.
+    run.state.destroy_process_group()
     return 0
 
 

@@ -279,6 +279,7 @@ class RLRun:
         from .tokenizer import missing_words
 
         state = PartialState(cpu=not torch.cuda.is_available())  # the trainer's own state, built the same way
+        self.state = state
         self.rank, self.num_processes, self.is_main = state.process_index, state.num_processes, state.is_main_process
         cfg.validate(self.num_processes)
         self.cfg = cfg
@@ -422,7 +423,9 @@ class RLRun:
     def train(self) -> dict[str, Any]:
         start = time.perf_counter()
         model, steps, extra = self._train()
-        return self.finish(model, time.perf_counter() - start, steps, extra)
+        summary = self.finish(model, time.perf_counter() - start, steps, extra)
+        self.state.wait_for_everyone()  # under accelerate launch the others wait for the main process's save
+        return summary
 
     def _train(self):  # pragma: no cover - every algorithm overrides it
         raise NotImplementedError
