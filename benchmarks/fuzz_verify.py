@@ -192,7 +192,7 @@ def _repeated(rng: random.Random, problem: Problem, size: int) -> str:
     ))
     body = pattern * max(1, size // len(pattern))
     if pattern.startswith("1 add"):  # one huge search line
-        body = f"try {sym} : {body}no"
+        body = f"try {sym} : {body}{sym} = {sym} no"
     return body + rng.choice(("", "\n" + _answer_line(rng, problem)))
 
 

@@ -2,8 +2,9 @@
 
 Grammar (one item per line, words separated by single spaces)::
 
-    step I OP C : A -> B                    a direct step: op number I, written OP C, takes A to B
-    try X : I OP C : A -> B ; ... ; yes|no  a search line: candidate X run through the chain
+    step I OP C : A -> B                         a direct step: op number I, written OP C, takes A to B
+    try X : I OP C : A -> B ; ... ; R = G yes|no  a search line: candidate X run through the chain to R,
+                                                  compared with the given value G
     part N                                  (compositions) start of part N
     result X                                (compositions) part's result
     answer X                                the final answer, always the last line
@@ -13,7 +14,10 @@ Grammar (one item per line, words separated by single spaces)::
 steps from the given value (forward/evaluation, backward/inversion); on the
 other kind it searches: it tries candidates in symbol order, runs each through
 the chain in its own direction, compares with the given value, and stops at the
-first match.
+first match. A search line ends by writing the value it reached next to the
+given value (``e7 = e9 no``): the verdict then compares two adjacent words, and
+the given value is copied from the previous ``=`` (in the prompt or the line
+before) instead of being looked up far back in the prompt.
 
 A step opens with the op's label and the op exactly as the prompt lists them
 (``step 1 add e5``), so finding "op number i" in the prompt is one look-up
@@ -68,7 +72,7 @@ def _part_trace(part: Problem, strategy: str) -> tuple[list[str], int]:
         steps, x = _run(plan, candidate, sym, p)
         hit = x == given
         chain = "".join([f"{s} ; " for s in steps])
-        lines.append(f"try {sym[candidate]} : {chain}{'yes' if hit else 'no'}")
+        lines.append(f"try {sym[candidate]} : {chain}{sym[x]} = {sym[given]} {'yes' if hit else 'no'}")
         if hit:
             return lines, candidate
     raise AssertionError("a bijective chain always has a preimage")  # pragma: no cover

@@ -19,8 +19,9 @@ shared one, ``mixed`` when parts differ, ``unknown`` if any part is unknown.
 (right index, right op and constant for the strategy, input equal to the
 previous written output, right arithmetic); each step inside a search line
 (same checks, chained from the candidate); each search verdict (the candidate
-is the next in symbol order, the chain is complete, ``yes`` exactly when it
-reaches the given value, and no try after a ``yes``); each ``result`` and the
+is the next in symbol order, the chain is complete, the comparison ``R = G``
+writes the value the chain reached and the given value, ``yes`` exactly when
+they are equal, and no try after a ``yes``); each ``result`` and the
 ``answer`` line (equal to what the trace derived; the answer line must be
 last); any line that does not parse is a wrong item. ``first_error`` is the
 position of the first wrong item among ``steps_checked`` items.
@@ -108,14 +109,15 @@ def _parse(t: list[str], value_of: dict[str, int]):
         if steps is None:
             return None
         return ("step", steps[0], None not in steps[0])
-    if head == "try":
-        if n < 4 or t[2] != ":" or t[-1] not in _VERDICTS or (n - 4) % 8:
+    if head == "try":  # try X : steps ; R = G yes|no
+        if n < 7 or t[2] != ":" or t[-1] not in _VERDICTS or t[-3] != "=" or (n - 7) % 8:
             return None
-        steps = _steps(t, 3, n - 1, value_of)
+        steps = _steps(t, 3, n - 4, value_of)
         if steps is None:
             return None
-        cand = value_of.get(t[1])
-        return ("try", (cand, steps, _VERDICTS[t[-1]]), cand is not None and not any(None in st for st in steps))
+        cand, reached, target = value_of.get(t[1]), value_of.get(t[-4]), value_of.get(t[-2])
+        return ("try", (cand, steps, reached, target, _VERDICTS[t[-1]]),
+                None not in (cand, reached, target) and not any(None in st for st in steps))
     if head == "answer" or head == "result":
         if n != 2:
             return None
@@ -208,7 +210,7 @@ def _check_block(block, part, given, strategy, composite, last_line, is_last_par
             exp_i = (exp_i if i is None else i - off) + sign
             n_direct += 1
         elif tag == "try" and search and found is None:
-            cand, steps, yes = payload
+            cand, steps, reached, target, yes = payload
             expected = order[n_try] if n_try < len(order) else None
             n_try += 1
             x, ei = cand, start
@@ -218,7 +220,8 @@ def _check_block(block, part, given, strategy, composite, last_line, is_last_par
                 x = b
                 ei = (ei if i is None else i - off) + sign
             complete = len(steps) == k and x is not None
-            ok.append(cand is not None and cand == expected and complete and yes == (x == given))
+            ok.append(cand is not None and cand == expected and complete and reached == x and target == given
+                      and yes == (x == given))
             lines += [line] * (len(steps) + 1)
             if yes:
                 found = cand

@@ -34,7 +34,7 @@ def test_ten_megabyte_inputs_take_linear_time(fuzzer):
     trace = fe.write_trace(problem, "backward") + "\n"
     n = fv.HUGE_BYTES
     many_lines = trace * (n // len(trace))  # the slowest shape per byte
-    one_search_line = "try e0 : " + "1 add e3 : e0 -> e3 ; " * (n // 220) + "no"
+    one_search_line = "try e0 : " + "1 add e3 : e0 -> e3 ; " * (n // 220) + "e3 = e3 no"
     for text in (many_lines, one_search_line):
         assert fuzzer.check(problem, text, "huge") == []
     assert fuzzer.largest_bytes >= n - len(trace) and fuzzer.worst_ns_per_byte < fv.MAX_NS_PER_BYTE

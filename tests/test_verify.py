@@ -59,7 +59,12 @@ def test_trace_shapes(kind):
                 tried = [line.split()[1] for line in lines[:-1]]
                 solution = problem.symbol(problem.answer)
                 assert tried == list(problem.symbols.names[: problem.symbols.names.index(solution) + 1])
-                assert all(line.endswith(" ; no") for line in lines[:-2]) and lines[-2].endswith(" ; yes")
+                given = problem.symbol(problem.given)
+                for line in lines[:-1]:  # each line ends "; R = G yes|no": R is its last step's output
+                    words = line.split()
+                    assert words[-5:-3] == [";", words[-6]] and words[-3:-1] == ["=", given]
+                assert all(line.endswith(" no") and line.split()[-4] != given for line in lines[:-2])
+                assert lines[-2].endswith(f" {given} = {given} yes")
 
 
 def _propagate_error(problem, trace, j):
@@ -213,7 +218,7 @@ def test_never_raises_on_grammar_word_salad(words, kind, seed):
         "a" * (1 << 20),
         "answer e1\n" * (1 << 17),
         "step " * (1 << 18),
-        "try e0 : " + "1 add e1 : e0 -> e2 ; " * (1 << 15) + "yes",
+        "try e0 : " + "1 add e1 : e0 -> e2 ; " * (1 << 15) + "e2 = e2 yes",
         "\n" * (1 << 20),
         "\u0000\ud800\U0010ffff" * 1000,
     ],
@@ -245,6 +250,24 @@ def test_strategy_label_survives_arithmetic_mistakes():
                 garbled.append(" ".join(w))
             v = verify(problem, "\n".join(garbled))
             assert v.strategy == s and v.steps_correct < v.steps_checked
+
+
+@pytest.mark.parametrize("kind", ["evaluation", "inversion"])
+def test_a_search_verdict_must_compare_the_reached_and_the_given_value(kind):
+    c = config(11, kind, (3, 3))
+    problem = next(pr for pr in (generate(c, 0, i) for i in range(50)) if pr.symbols.search_order[0] != pr.answer)
+    lines = write_trace(problem, "backward" if kind == "evaluation" else "forward").splitlines()
+    assert verify(problem, "\n".join(lines)).first_error is None
+    w = lines[0].split()  # try X : 3 steps ; R = G no
+    other = problem.symbol((problem.value(w[-4]) + 1) % 11)
+    for wrong in (w[:-4] + [other] + w[-3:],  # R is not what the chain reached
+                  w[:-2] + [w[-4], "no"],  # G is not the given value
+                  w[:-1] + ["yes"]):  # the verdict disagrees with the comparison
+        v = verify(problem, "\n".join([" ".join(wrong), *lines[1:]]))
+        assert (v.first_error, v.first_error_line, v.well_formed) == (3, 0, True), wrong
+    old_grammar = " ".join(w[:-4] + ["no"])  # a verdict without the comparison does not parse
+    v = verify(problem, "\n".join([old_grammar, *lines[1:]]))
+    assert (v.first_error, v.first_error_line, v.well_formed) == (0, 0, False)
 
 
 def test_guess_without_reasoning_gets_outcome_but_no_process_score():
