@@ -129,9 +129,10 @@ def test_cli_sft_merges_preset_yaml_and_flags(tmp_path, capsys):
     cfg_file.write_text("lr: 0.01\nexamples: 32\nepochs: 1\nbatch_size: 8\neval_n: 0\n")
     out = tmp_path / "run"
     assert main(["sft", "--preset", "micro", "--config", str(cfg_file), "--examples", "48", "--arm", "B",
-                 "--out", str(out)]) == 0
+                 "--position-stretch", "1.5", "--out", str(out)]) == 0  # trains through TRL with the 4-D mask
     resolved = yaml.safe_load((out / "config.yaml").read_text())
     assert resolved["examples"] == 48 and resolved["lr"] == 0.01 and resolved["model_size"] == "micro"
+    assert resolved["position_stretch"] == 1.5
     assert resolved["arm"] == "B" and resolved["batch_size"] == 8
     assert (out / "model" / "config.json").exists() and list((out / "tb").iterdir())
     assert f"run directory: {out}" in capsys.readouterr().out
@@ -161,6 +162,9 @@ def test_cli_rejects_bad_input(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["sft", "--preset", "huge", "--out", str(tmp_path / "r")])
     assert "preset: 'huge' is not one of" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["sft", "--preset", "micro", "--position-stretch", "0.5", "--out", str(tmp_path / "r")])
+    assert "position_stretch: expected >= 1, got 0.5" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["eval", str(tmp_path / "missing")])
     assert "no model in" in capsys.readouterr().err
@@ -227,3 +231,38 @@ def test_packed_batches_give_the_padded_batch_loss_on_fewer_rows(micro_dir):
         leaky = token_losses(model(input_ids=batch["input_ids"], use_cache=False).logits, batch["labels"]).sort().values
     assert torch.allclose(packed, padded, atol=1e-5)  # same per-token losses (rows hold examples in another order)
     assert not torch.allclose(leaky, padded, atol=1e-3)  # attending across examples would have changed them
+
+
+def test_stretched_positions_keep_examples_apart_and_stretch_each_by_one_factor(micro_dir):
+    from trainers.sft import PackedBatches
+
+    model, tok = load_model(micro_dir)
+    problems = fe.ProblemSet(fe.ProblemConfig(min_steps=1, max_steps=4), seed=4, size=10)
+    examples = []
+    for i, problem in enumerate(problems):
+        ids = tok(fe.render_prompt(problem) + " " + fe.write_trace(problem, fe.STRATEGIES[i % 2]),
+                  add_special_tokens=False)["input_ids"]
+        examples.append({"input_ids": ids, "labels": ids})
+    batch = PackedBatches(tok.pad_token_id, position_stretch=2.0, seed=5)(examples)
+    assert batch["attention_mask"].shape == (batch["input_ids"].shape[0], 1, *batch["input_ids"].shape[1:] * 2)
+    with torch.no_grad():
+        packed = model(**batch, use_cache=False).logits
+    alone, stretched = 0, 0
+    for r in range(batch["input_ids"].shape[0]):
+        pos = batch["position_ids"][r].tolist()
+        starts = [i for i, p in enumerate(pos) if p == 0] + [len(pos)]
+        for a, b in zip(starts, starts[1:]):
+            if batch["labels"][r, a] == -100:  # the row's padding
+                continue
+            seg = slice(a, b)
+            steps = torch.diff(batch["position_ids"][r, seg])
+            assert steps.min() >= 1 and steps.max() <= 3  # one factor in [1, 2] per example, rounded
+            stretched += int(steps.max() > 1)
+            with torch.no_grad():
+                own = model(input_ids=batch["input_ids"][r:r + 1, seg], position_ids=batch["position_ids"][r:r + 1, seg],
+                            attention_mask=torch.ones((1, b - a), dtype=torch.long), use_cache=False).logits
+            assert torch.allclose(packed[r:r + 1, seg], own, atol=1e-4)  # it sees only itself, at its positions
+            alone += 1
+    assert alone == len(examples) and stretched >= len(examples) - 1
+    again = PackedBatches(tok.pad_token_id, position_stretch=2.0, seed=5)(examples)
+    assert torch.equal(again["position_ids"], batch["position_ids"])

@@ -29,7 +29,7 @@ def _flags(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
 
 
 SFT_FLAGS = ("arm", "model", "model_size", "lora", "steps_range", "p", "problem", "examples", "data_seed", "curriculum",
-             "epochs", "lr", "lr_scheduler", "stop_loss", "batch_size", "grad_accum", "max_length", "seed", "bf16", "logging_steps", "save_steps", "eval_n",
+             "epochs", "lr", "lr_scheduler", "stop_loss", "position_stretch", "batch_size", "grad_accum", "max_length", "seed", "bf16", "logging_steps", "save_steps", "eval_n",
              "threads")
 
 
@@ -166,6 +166,8 @@ def build_parser(more_commands: Callable[[Any], None] | None = None,
     s.add_argument("--lr", type=float, help="peak learning rate (AdamW)")
     s.add_argument("--lr-scheduler", help="transformers scheduler name (cosine, constant_with_warmup, ...)")
     s.add_argument("--stop-loss", type=float, help="stop once a logged training loss is below this (0: never)")
+    s.add_argument("--position-stretch", type=float,
+                   help="stretch each example's position ids by a random factor in [1, this] (1: plain positions)")
     s.add_argument("--batch-size", type=int, help="sequences per optimizer step (per device)")
     s.add_argument("--grad-accum", type=int, help="gradient accumulation steps")
     s.add_argument("--max-length", type=int, help="truncate sequences to this many tokens")

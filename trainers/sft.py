@@ -50,6 +50,10 @@ class SFTRunConfig:
     """Stop as soon as a logged training loss (mean over ``logging_steps``) falls below this; 0 never stops
     early. Not a sign that the arithmetic table is learnt: search tokens dominate the loss and are learnt
     first (docs/training.md), so the tiny reproduction's warm-up trains a fixed number of steps."""
+    position_stretch: float = 1.0
+    """Above 1, each example's position ids are stretched by a factor drawn from [1, this]: relative distances
+    vary, so look-ups cannot lean on them, which let the tiny model's direct traces carry over from 2-5- to
+    6-9-step problems (docs/training.md). 1 keeps positions 0, 1, 2, ..."""
     lr_scheduler: str = "cosine"
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
@@ -80,6 +84,8 @@ class SFTRunConfig:
         for name in ("examples", "batch_size", "grad_accum", "max_length", "logging_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        if not self.position_stretch >= 1:
+            raise ValueError(f"position_stretch: expected >= 1, got {self.position_stretch}")
         if self.stop_loss < 0:
             raise ValueError(f"stop_loss: expected >= 0, got {self.stop_loss}")
         if self.epochs <= 0 or self.lr <= 0:
@@ -135,10 +141,28 @@ class PackedBatches:
     padded batch, at the cost of the real tokens plus a little slack, where a
     random batch padded to its longest search trace spends most of its
     compute on padding.
+
+    With ``position_stretch`` above 1, example positions are ``round(i * s)``
+    with ``s`` drawn uniformly from ``[1, position_stretch]`` per example.
+    transformers can then no longer tell the examples apart from their
+    position ids, so the collator passes the block-diagonal causal mask
+    itself (4-D, boolean).
     """
 
-    def __init__(self, pad_token_id: int):
+    def __init__(self, pad_token_id: int, position_stretch: float = 1.0, seed: int = 0):
+        import torch
+
         self.pad_token_id = pad_token_id
+        self.position_stretch = position_stretch
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def _positions(self, n: int):
+        import torch
+
+        if self.position_stretch == 1:
+            return torch.arange(n)
+        s = 1 + (self.position_stretch - 1) * torch.rand((), generator=self.generator)
+        return torch.round(torch.arange(n) * s).long()
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
@@ -158,15 +182,22 @@ class PackedBatches:
         input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
         labels = torch.full((len(rows), width), -100, dtype=torch.long)
         position_ids = torch.zeros((len(rows), width), dtype=torch.long)
+        example = torch.zeros((len(rows), width), dtype=torch.long)  # which example of its row a token is from
         for r, items in enumerate(rows):
             at = 0
-            for ids, lab in items:
+            for j, (ids, lab) in enumerate(items):
                 input_ids[r, at:at + len(ids)] = torch.tensor(ids)
                 labels[r, at:at + len(ids)] = torch.tensor(lab)
-                position_ids[r, at:at + len(ids)] = torch.arange(len(ids))
+                position_ids[r, at:at + len(ids)] = self._positions(len(ids))
+                example[r, at:at + len(ids)] = j
                 at += len(ids)
             position_ids[r, at:] = torch.arange(width - at)  # the row's padding is a sequence of its own
-        return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}
+            example[r, at:] = len(items)
+        batch = {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}
+        if self.position_stretch != 1:
+            causal = torch.ones((width, width), dtype=torch.bool).tril()
+            batch["attention_mask"] = ((example[:, :, None] == example[:, None, :]) & causal)[:, None]
+        return batch
 
 
 def _early_stop(threshold: float) -> list:
@@ -262,7 +293,7 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
-        data_collator=PackedBatches(tokenizer.pad_token_id),
+        data_collator=PackedBatches(tokenizer.pad_token_id, cfg.position_stretch, cfg.seed),
         # TRL counts a batch without attention mask as one padding-free row: its num_tokens is wrong for packed rows
         callbacks=[metrics_callback(log, "sft", drop=("num_tokens",)), TensorBoardCallback(tb_writer=tb),
                    *_early_stop(cfg.stop_loss)],
