@@ -173,6 +173,7 @@ def test_tiny_arms_start_from_their_own_one_step_warmup(tmp_path):
         assert (warm.config.examples // warm.config.batch_size, warm.config.lr, warm.config.stop_loss) == (1500, 1e-3, 0)
         assert final.config.model == os.path.join(warm.out, "model") and final.config.steps_range == (2, 5)
         assert final.config.problem == warm.config.problem == {"max_label_offset": 4}  # labels up to 9
+        assert (warm.config.position_stretch, final.config.position_stretch) == (1.0, 1.5)
     assert not any(s.name.startswith("sft-warmup") for s in plan("selection", "micro", str(tmp_path / "m")))
 
 
