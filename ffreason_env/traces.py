@@ -3,11 +3,11 @@
 Grammar (one item per line, words separated by single spaces)::
 
     step I OP C : A -> B                         a direct step: op number I, written OP C, takes A to B
-    try X : I OP C : A -> B ; ... ; R = G yes|no  a search line: candidate X run through the chain to R,
-                                                  compared with the given value G
-    part N                                  (compositions) start of part N
-    result X                                (compositions) part's result
-    answer X                                the final answer, always the last line
+    try X : I OP C : A -> B ; ... ; R = G yes|no a search line: candidate X run through the chain to R,
+                                                 compared with the given value G
+    part N                                       (compositions) start of part N
+    result X                                     (compositions) part's result
+    answer X                                     the final answer, always the last line
 
 ``forward`` applies op 1..k in order; ``backward`` undoes op k..1 (add c by
 ``sub c``, mul c by ``div c``). On its aligned kind a strategy writes direct
