@@ -105,6 +105,10 @@ class _Stage:
     def done(self) -> bool:
         return os.path.exists(os.path.join(self.out, self.summary_file))
 
+    def needs(self) -> list[str]:
+        """Names of the stages whose output this one reads (they run first)."""
+        return []
+
     def prepare(self, force: bool) -> str:
         """Make the directory ready for :meth:`run`; return ``"new"``, ``"restarted"`` or ``"resumed"``."""
         if not os.path.exists(self.out):
@@ -128,6 +132,9 @@ class SFTStage(_Stage):
         extra = f", problem {c.problem}" if c.problem else ""
         return f"SFT arm {c.arm}, GF({c.p}), {c.steps_range[0]}-{c.steps_range[1]} steps, {c.examples} examples{extra}"
 
+    def needs(self) -> list[str]:
+        return [self.warmup.name] if self.warmup else []
+
     def validate(self) -> None:
         self.config.validate()
 
@@ -149,6 +156,9 @@ class RLStage(_Stage):
     def describe(self) -> str:
         c = self.config
         return f"{c.algo.upper()} from {self.init} on {c.env} {c.env_kwargs}, {c.max_steps} RL steps"
+
+    def needs(self) -> list[str]:
+        return [self.init]
 
     def validate(self) -> None:
         self.config.validate()
@@ -181,6 +191,9 @@ class EvalStage(_Stage):
     @property
     def out(self) -> str:
         return os.path.join(self.run_dir, self.name)
+
+    def needs(self) -> list[str]:
+        return [self.model.name]
 
     def describe(self) -> str:
         return f"greedy evaluation of {self.model.name} on {', '.join(self.sets)} ({self.n} problems each)"

@@ -5,26 +5,36 @@ preset, algorithm): ``ffreason report`` rebuilds the stage list from it, and a
 rerun with other settings is refused instead of mixing two experiments.
 ``RUN_DIR/stages.jsonl`` gets one line per stage and run: ``ran`` (new,
 restarted or resumed from a checkpoint) or ``skipped``, with the seconds spent.
+
+With ``jobs`` above 1, stages whose inputs are ready run at the same time, each
+in a fresh process with ``cores // jobs`` torch threads and its output in
+``RUN_DIR/<stage>/stage.log``: the arms of an experiment are independent, and on a
+small CPU two one-thread trainings get more done than one two-thread training.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Callable
 
 from trainers.runlog import write_json
 
-from .experiments import MANIFEST, plan, read_manifest
+from .experiments import MANIFEST, Stage, plan, read_manifest
 from .report import STAGE_LOG, Report, write_report
 
 __all__ = ["reproduce"]
 
 
 def reproduce(experiment: str, preset: str, run_dir: str, algo: str = "grpo", force: bool = False,
-              echo: Callable[[str], None] = print) -> Report:
-    """Run every stage not yet done (all of them with ``force``), then write the report."""
+              jobs: int = 1, echo: Callable[[str], None] = print) -> Report:
+    """Run every stage not yet done (all of them with ``force``), ``jobs`` at a time, then write the report."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs: expected an integer >= 1, got {jobs!r}")
     stages = plan(experiment, preset, run_dir, algo)  # bad names and configs fail here, before any work
     manifest = {"experiment": experiment, "preset": preset, "algo": algo}
     if not force and os.path.exists(os.path.join(run_dir, MANIFEST)):
@@ -33,20 +43,79 @@ def reproduce(experiment: str, preset: str, run_dir: str, algo: str = "grpo", fo
             raise ValueError(f"out: {run_dir!r} holds {held['experiment']} --preset {held['preset']} --algo "
                              f"{held['algo']}; choose another directory or redo it with --force")
     write_json(os.path.join(run_dir, MANIFEST), manifest)
-    for i, stage in enumerate(stages, 1):
-        head = f"[{i}/{len(stages)}] {stage.name}"
+    heads = {stage.name: f"[{i}/{len(stages)}] {stage.name}" for i, stage in enumerate(stages, 1)}
+    todo = []
+    for stage in stages:
         if stage.done() and not force:
-            echo(f"{head}: done before, skipped")
+            echo(f"{heads[stage.name]}: done before, skipped")
             _log(run_dir, stage.name, "skipped", 0.0)
-            continue
-        how = stage.prepare(force)
-        echo(f"{head}: {stage.describe()}" + (" (resumed from its last checkpoint)" if how == "resumed" else ""))
-        start = time.perf_counter()
-        stage.run()
-        seconds = time.perf_counter() - start
-        _log(run_dir, stage.name, "ran", seconds, how)
-        echo(f"{head}: finished in {seconds:.0f} s")
+        else:
+            todo.append(stage)
+    if jobs == 1:
+        for stage in todo:
+            how = _start(stage, force, heads, echo)
+            begin = time.perf_counter()
+            stage.run()
+            _finish(run_dir, stage, how, time.perf_counter() - begin, heads, echo)
+    else:
+        _run_concurrently(run_dir, todo, force, jobs, heads, echo)
     return write_report(run_dir)
+
+
+def _start(stage: Stage, force: bool, heads: dict[str, str], echo: Callable[[str], None]) -> str:
+    how = stage.prepare(force)
+    echo(f"{heads[stage.name]}: {stage.describe()}" + (" (resumed from its last checkpoint)" if how == "resumed" else ""))
+    return how
+
+
+def _finish(run_dir: str, stage: Stage, how: str, seconds: float, heads: dict[str, str],
+            echo: Callable[[str], None]) -> None:
+    _log(run_dir, stage.name, "ran", seconds, how)
+    echo(f"{heads[stage.name]}: finished in {seconds:.0f} s")
+
+
+def _run_concurrently(run_dir: str, todo: list[Stage], force: bool, jobs: int, heads: dict[str, str],
+                      echo: Callable[[str], None]) -> None:
+    """Start each stage once the stages it needs have finished; at most ``jobs`` at a time; stop at the first
+    failure (stages already running finish first)."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    pending, running = list(todo), {}
+    waiting_for = {stage.name for stage in todo}
+    # a fresh process per stage: its logs go to its own file, and nothing of one stage's torch state leaks
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
+        while pending or running:
+            for stage in [s for s in pending if not waiting_for.intersection(s.needs())][:jobs - len(running)]:
+                pending.remove(stage)
+                how = _start(stage, force, heads, echo)
+                log = os.path.join(stage.out, "stage.log")
+                echo(f"{heads[stage.name]}: running in a process of its own, output in {log}")
+                running[pool.submit(_run_stage, stage, threads, log)] = (stage, how)
+            if not running:
+                raise RuntimeError(f"stages {[s.name for s in pending]} need stages that are not in this run")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                stage, how = running.pop(future)
+                seconds = future.result()  # a stage's exception is raised here, with its log named above
+                waiting_for.discard(stage.name)
+                _finish(run_dir, stage, how, seconds, heads, echo)
+
+
+def _run_stage(stage: Stage, threads: int, log: str) -> float:
+    """Run one stage in a worker process, its stdout and stderr in ``log``; return its wall seconds."""
+    import torch
+
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    torch.set_num_threads(threads)
+    begin = time.perf_counter()
+    try:
+        stage.run()
+    except BaseException:
+        traceback.print_exc()  # into the log; the parent re-raises the exception itself
+        raise
+    return time.perf_counter() - begin
 
 
 def _log(run_dir: str, stage: str, status: str, seconds: float, how: str | None = None) -> None:

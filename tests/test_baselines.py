@@ -133,6 +133,42 @@ def test_interrupted_stages_restart_or_resume_and_force_redoes_all(tmp_path, fak
     assert not os.path.exists(os.path.join(out, "rl-eval75/FB/checkpoints"))
 
 
+def test_jobs_run_ready_stages_at_once_and_dependents_after_their_inputs(tmp_path):
+    from baselines.runner import _run_concurrently
+    from stage_fakes import SleepStage
+
+    stages = [SleepStage("a", str(tmp_path / "a"), 3), SleepStage("b", str(tmp_path / "b"), 0.5, ["a"]),
+              SleepStage("c", str(tmp_path / "c"), 3), SleepStage("d", str(tmp_path / "d"), 0.5, ["c", "b"])]
+    lines = []
+    _run_concurrently(str(tmp_path), stages, False, 2, {s.name: s.name for s in stages}, lines.append)
+    ran = {s.name: json.load(open(os.path.join(s.out, s.summary_file))) for s in stages}
+    assert ran["a"]["start"] < ran["c"]["end"] and ran["c"]["start"] < ran["a"]["end"]  # the two ready ones overlap
+    assert ran["b"]["start"] >= ran["a"]["end"] and ran["d"]["start"] >= max(ran["b"]["end"], ran["c"]["end"])
+    assert len({r["pid"] for r in ran.values()}) == 4  # a fresh process each
+    assert open(tmp_path / "b" / "stage.log").read().startswith("b in process")
+    assert sorted(r["stage"] for r in _stage_log(str(tmp_path)) if r["status"] == "ran") == ["a", "b", "c", "d"]
+
+
+def test_a_failing_stage_stops_the_run_before_the_stages_that_need_it(tmp_path):
+    from baselines.runner import _run_concurrently
+    from stage_fakes import SleepStage
+
+    stages = [SleepStage("a", str(tmp_path / "a"), 0.1, fail=True), SleepStage("b", str(tmp_path / "b"), 0.1, ["a"])]
+    with pytest.raises(RuntimeError, match="a failed on purpose"):
+        _run_concurrently(str(tmp_path), stages, False, 2, {"a": "a", "b": "b"}, print)
+    assert not os.path.exists(tmp_path / "b")
+    assert "a failed on purpose" in open(tmp_path / "a" / "stage.log").read()
+
+
+def test_reproduce_with_jobs_runs_real_stages_in_worker_processes(tmp_path):
+    out = str(tmp_path / "amp")
+    assert main(["reproduce", "amplification", "--preset", "micro", "--out", out, "--jobs", "2"]) == 0
+    stages = plan("amplification", "micro", out)
+    assert all(s.done() and os.path.getsize(os.path.join(s.out, "stage.log")) > 0 for s in stages)
+    assert sorted(r["stage"] for r in _stage_log(out) if r["status"] == "ran") == sorted(s.name for s in stages)
+    assert os.path.exists(os.path.join(out, "report.md"))
+
+
 @pytest.mark.parametrize("experiment", ["improvement", "composition"])  # the others' reports run in tests above
 def test_report_of_an_unfinished_run_marks_missing_results(tmp_path, experiment):
     out = tmp_path / experiment
