@@ -114,6 +114,18 @@ def test_resume_continues_from_the_last_checkpoint_without_duplicate_lines(micro
     assert train == [1, 2, 3, 4]
 
 
+def test_resume_refuses_changed_settings_but_may_run_longer(micro_dir, tmp_path):
+    out = tmp_path / "r"
+    make_trainer("grpo", _cfg(micro_dir, out, max_steps=1, save_steps=1)).train()
+    with pytest.raises(ValueError, match=r"^resume: .* was run with learning_rate=.*; resume with the run's settings"):
+        make_trainer("grpo", _cfg(micro_dir, out, max_steps=2, save_steps=1, resume=True, learning_rate=1e-3))
+    with pytest.raises(ValueError, match=r"was run with env_kwargs=.* \(also changed: temperature\)"):
+        make_trainer("grpo", _cfg(micro_dir, out, max_steps=2, save_steps=1, resume=True, temperature=0.5,
+                                  env_kwargs={"min_steps": 1, "max_steps": 2}))
+    summary = make_trainer("grpo", _cfg(micro_dir, out, max_steps=2, save_steps=1, resume=True, threads=2)).train()
+    assert summary["steps"] == 2
+
+
 @pytest.mark.parametrize(
     "change, message",
     [

@@ -2,13 +2,14 @@
 
 import json
 import math
+from collections import Counter
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
 import ffreason_env as fe
-from trainers.evaluation import EvalSettings, evaluate, pass_at_k, summarize, validation_set
+from trainers.evaluation import EvalSettings, evaluate, format_report, pass_at_k, summarize, validation_set
 from trainers.generation import generate
 from trainers.models import build_tiny_model, load_model
 from trainers.sft import SFTRunConfig, run_sft
@@ -118,6 +119,26 @@ def test_summarize_counts_strategies_per_kind():
         assert sum(block["strategy"].values()) == pytest.approx(1.0)
         assert block["accuracy_by_strategy"]["forward"]["accuracy"] == 1.0
         assert block["aligned"] == pytest.approx(1 / 3)
+        assert block["accuracy_by_strategy"]["forward"]["first_wrong_item"] == {}
+
+
+def test_summarize_counts_where_wrong_responses_first_went_wrong():
+    config = fe.ProblemConfig(min_steps=4, max_steps=4, problem_types=["evaluation"])
+    records, expected = [], Counter()
+    for index, problem in enumerate(fe.ProblemSet(config, size=30)):
+        lines = fe.write_trace(problem, "forward").splitlines()
+        if index % 3:  # a wrong output on step line index % 4, and a wrong answer
+            wrong = index % 4
+            words = lines[wrong].split()
+            words[-1] = problem.symbol((problem.value(words[-1]) + 1) % problem.p)
+            lines[wrong] = " ".join(words)
+            lines[-1] = f"answer {problem.symbol((problem.answer + 1) % problem.p)}"
+            expected[str(wrong)] += 1
+        records.append((problem, fe.verify(problem, "\n".join(lines)), 1))
+    block = summarize(records)["per_kind"]["evaluation"]["accuracy_by_strategy"]["forward"]
+    assert block["first_wrong_item"] == dict(sorted(expected.items())) and sum(expected.values()) == 20
+    text = format_report({"greedy": summarize(records)})
+    assert "first wrong item, evaluation forward: " + "  ".join(f"{i}:{n}" for i, n in sorted(expected.items())) in text
 
 
 def test_cli_sft_merges_preset_yaml_and_flags(tmp_path, capsys):

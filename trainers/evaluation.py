@@ -7,7 +7,7 @@ strategy labels come from ``ffreason_env.verify`` only.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from math import comb
 from typing import Any, Iterable, Sequence
@@ -71,7 +71,11 @@ def summarize(records: Iterable[tuple[Problem, Any, int]]) -> dict[str, Any]:
     """Accuracy and strategy use of ``(problem, verdict, num_tokens)`` records.
 
     Per kind: accuracy, the fraction of responses using each strategy (the
-    fractions add up to 1), the aligned fraction, and accuracy per strategy used.
+    fractions add up to 1), the aligned fraction, and accuracy per strategy used
+    with, for its wrong responses, how many first went wrong at each item
+    (``first_wrong_item``: item 0 is a direct trace's first step line): errors
+    that pile up at the first items of long chains are look-ups that do not
+    carry over, errors spread along the chain are slips that accumulate.
     """
     records = list(records)
     out: dict[str, Any] = {"n": len(records)}
@@ -93,7 +97,9 @@ def summarize(records: Iterable[tuple[Problem, Any, int]]) -> dict[str, Any]:
         for s in STRATEGY_LABELS:
             used = [v for _, v, _ in rs if v.strategy == s]
             if used:
-                per_strategy[s] = {"n": len(used), "accuracy": sum(v.correct for v in used) / len(used)}
+                first = Counter(v.first_error for v in used if not v.correct and v.first_error is not None)
+                per_strategy[s] = {"n": len(used), "accuracy": sum(v.correct for v in used) / len(used),
+                                   "first_wrong_item": {str(i): first[i] for i in sorted(first)}}
         out["per_kind"][kind] = {
             "n": len(rs),
             "accuracy": sum(v.correct for _, v, _ in rs) / len(rs),
@@ -159,4 +165,10 @@ def format_report(report: dict[str, Any], title: str = "") -> str:
                 f"{st['unknown']:>6.3f}  {acc_f:>7} {acc_b:>7}"
             )
         lines.append("  by steps: " + "  ".join(f"{k}:{b['accuracy']:.2f}" for k, b in block["per_steps"].items()))
+        for kind, b in block["per_kind"].items():
+            for strategy, by in b["accuracy_by_strategy"].items():
+                if by.get("first_wrong_item"):
+                    counts = list(by["first_wrong_item"].items())
+                    items = "  ".join(f"{i}:{n}" for i, n in counts[:12]) + ("  ..." if len(counts) > 12 else "")
+                    lines.append(f"  first wrong item, {kind} {strategy}: {items}")
     return "\n".join(lines)

@@ -312,6 +312,8 @@ class RLRun:
         if not cfg.resume and os.path.exists(os.path.join(cfg.out, "metrics.jsonl")):
             raise ValueError(f"out: {cfg.out!r} already holds a run; continue it with --resume or choose a new directory")
         self.checkpoint_dir = os.path.join(cfg.out, "checkpoints")
+        if cfg.resume:
+            _check_resume_settings(cfg)
         self.resume_step = self._resume_step() if cfg.resume else 0
         self.metrics = MetricsLog(cfg.out)
         self.completions = MetricsLog(cfg.out, "completions.jsonl")
@@ -429,6 +431,31 @@ class RLRun:
 
     def _train(self):  # pragma: no cover - every algorithm overrides it
         raise NotImplementedError
+
+
+RESUME_MAY_CHANGE = frozenset({"resume", "threads", "max_steps", "save_steps", "logging_steps", "report_to",
+                               "eval_batch_size", "use_vllm", "vllm_mode", "vllm_gpu_memory_utilization",
+                               "vllm_server_base_url"})
+"""Settings a resumed run may change: how long it runs, how it saves, logs and generates; every other one shapes
+what is learnt or measured, and a resumed run that changed it would mix two experiments in one directory."""
+
+
+def _check_resume_settings(cfg: RLRunConfig) -> None:
+    import yaml
+
+    path = os.path.join(cfg.out, "config.yaml")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        before = yaml.safe_load(f) or {}
+    now = yaml.safe_load(yaml.safe_dump(to_dict(cfg)))  # the same types as the file's
+    changed = sorted(k for k in now if k not in RESUME_MAY_CHANGE and k in before and before[k] != now[k])
+    if changed:
+        k = changed[0]
+        raise ValueError(f"resume: {cfg.out!r} was run with {k}={before[k]!r}, not {now[k]!r}"
+                         + (f" (also changed: {', '.join(changed[1:])})" if changed[1:] else "")
+                         + "; resume with the run's settings (only how long it runs, saves, logs and generates may "
+                           "change) or start a new run directory")
 
 
 def last_checkpoint(directory: str) -> str | None:
