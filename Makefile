@@ -36,7 +36,7 @@ bench: $(BENCH_STAMP)
 # The study's central experiment (SFT arms F, B, FB; GRPO on 2-5 and 6-9 steps) with the tiny model on a CPU;
 # rerunning resumes. Report: runs/demo/report.md.
 demo: $(STAMP)
-	$(PY) -m baselines.cli reproduce selection --preset tiny --out runs/demo --jobs 2
+	$(PY) -m baselines.cli reproduce selection --preset tiny --out runs/demo
 
 clean:
 	rm -rf $(VENV) *.egg-info
