@@ -8,8 +8,8 @@ restarted or resumed from a checkpoint) or ``skipped``, with the seconds spent.
 
 With ``jobs`` above 1, stages whose inputs are ready run at the same time, each
 in a fresh process with ``cores // jobs`` torch threads and its output in
-``RUN_DIR/<stage>/stage.log``: the arms of an experiment are independent, and on a
-small CPU two one-thread trainings get more done than one two-thread training.
+``RUN_DIR/<stage>/stage.log``: the arms of an experiment are independent, so a
+machine with more cores than one stage can use runs several at once.
 """
 
 from __future__ import annotations
@@ -80,23 +80,22 @@ def _run_concurrently(run_dir: str, todo: list[Stage], force: bool, jobs: int, h
     failure (stages already running finish first)."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     pending, running = list(todo), {}
-    waiting_for = {stage.name for stage in todo}
     # a fresh process per stage: its logs go to its own file, and nothing of one stage's torch state leaks
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
         while pending or running:
-            for stage in [s for s in pending if not waiting_for.intersection(s.needs())][:jobs - len(running)]:
+            unfinished = {s.name for s in pending} | {s.name for s, _ in running.values()}
+            for stage in [s for s in pending if not unfinished.intersection(s.needs())][:jobs - len(running)]:
                 pending.remove(stage)
                 how = _start(stage, force, heads, echo)
                 log = os.path.join(stage.out, "stage.log")
                 echo(f"{heads[stage.name]}: running in a process of its own, output in {log}")
                 running[pool.submit(_run_stage, stage, threads, log)] = (stage, how)
             if not running:
-                raise RuntimeError(f"stages {[s.name for s in pending]} need stages that are not in this run")
+                raise RuntimeError(f"stages {[s.name for s in pending]} wait for each other (a cycle in their needs)")
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 stage, how = running.pop(future)
                 seconds = future.result()  # a stage's exception is raised here, with its log named above
-                waiting_for.discard(stage.name)
                 _finish(run_dir, stage, how, seconds, heads, echo)
 
 

@@ -167,7 +167,7 @@ def format_report(report: dict[str, Any], title: str = "") -> str:
         lines.append("  by steps: " + "  ".join(f"{k}:{b['accuracy']:.2f}" for k, b in block["per_steps"].items()))
         for kind, b in block["per_kind"].items():
             for strategy, by in b["accuracy_by_strategy"].items():
-                if by.get("first_wrong_item"):
+                if by["first_wrong_item"]:
                     counts = list(by["first_wrong_item"].items())
                     items = "  ".join(f"{i}:{n}" for i, n in counts[:12]) + ("  ..." if len(counts) > 12 else "")
                     lines.append(f"  first wrong item, {kind} {strategy}: {items}")

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 from ffreason_env import ENV_IDS, Problem, ProblemConfig
 from ffreason_env.config import check_int
 
-from .settings import to_dict
+from .settings import load_yaml, to_dict
 
 __all__ = [
     "RLRunConfig",
@@ -446,8 +446,7 @@ def _check_resume_settings(cfg: RLRunConfig) -> None:
     path = os.path.join(cfg.out, "config.yaml")
     if not os.path.exists(path):
         return
-    with open(path) as f:
-        before = yaml.safe_load(f) or {}
+    before = load_yaml(path)
     now = yaml.safe_load(yaml.safe_dump(to_dict(cfg)))  # the same types as the file's
     changed = sorted(k for k in now if k not in RESUME_MAY_CHANGE and k in before and before[k] != now[k])
     if changed:
