@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 from collections import defaultdict
 
 import pytest
@@ -124,6 +125,10 @@ def test_resume_refuses_changed_settings_but_may_run_longer(micro_dir, tmp_path)
                                   env_kwargs={"min_steps": 1, "max_steps": 2}))
     summary = make_trainer("grpo", _cfg(micro_dir, out, max_steps=2, save_steps=1, resume=True, threads=2)).train()
     assert summary["steps"] == 2
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+    summary = make_trainer("grpo", _cfg(micro_dir, moved, max_steps=3, save_steps=1, resume=True)).train()
+    assert summary["steps"] == 3
 
 
 @pytest.mark.parametrize(

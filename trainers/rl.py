@@ -433,11 +433,12 @@ class RLRun:
         raise NotImplementedError
 
 
-RESUME_MAY_CHANGE = frozenset({"resume", "threads", "max_steps", "save_steps", "logging_steps", "report_to",
+RESUME_MAY_CHANGE = frozenset({"out", "resume", "threads", "max_steps", "save_steps", "logging_steps", "report_to",
                                "eval_batch_size", "use_vllm", "vllm_mode", "vllm_gpu_memory_utilization",
                                "vllm_server_base_url"})
-"""Settings a resumed run may change: how long it runs, how it saves, logs and generates; every other one shapes
-what is learnt or measured, and a resumed run that changed it would mix two experiments in one directory."""
+"""Settings a resumed run may change: where it lives (a copied or moved run directory), how long it runs, how it
+saves, logs and generates; every other one shapes what is learnt or measured, and a resumed run that changed it
+would mix two experiments in one directory."""
 
 
 def _check_resume_settings(cfg: RLRunConfig) -> None:
