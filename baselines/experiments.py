@@ -57,6 +57,9 @@ class Scale:
     sft: dict[str, Any] = field(default_factory=dict)
     rl: dict[str, Any] = field(default_factory=dict)
     warmup: dict[str, Any] = field(default_factory=dict)
+    eval_max_new_tokens: int | None = None
+    """Generation budget of evaluation stages (None: the reference traces'); the micro scale's untrained model
+    never stops, and a 6-part composition's reference search runs to thousands of tokens."""
     """If set, each SFT arm first trains on these overrides (its own strategy, e.g. on 1-step problems) in
     ``sft-warmup/ARM`` and starts from that model: the from-scratch model learns the field's arithmetic table
     far faster on 1-step problems than inside 2-5-step chains (docs/training.md)."""
@@ -69,7 +72,8 @@ class Scale:
 
 SCALES: dict[str, Scale] = {
     "micro": Scale("micro", "micro", sft=dict(examples=16, threads=1),
-                   rl=dict(max_steps=1, eval_every=1, eval_n=2, prompts=8, save_steps=1, threads=1)),
+                   rl=dict(max_steps=1, eval_every=1, eval_n=2, prompts=8, save_steps=1, threads=1),
+                   eval_max_new_tokens=32),
     "tiny": Scale("tiny", "tiny",
                   # labels up to 9 in 2-5-step SFT data, so that 6-9-step problems hold no unseen label; positions
                   # stretched by up to 1.5x, so that the look-ups do not lean on distances (6-9 greedy 0.00 -> 0.25)
@@ -186,6 +190,8 @@ class EvalStage(_Stage):
     sets: dict[str, ProblemConfig]
     n: int
     run_dir: str
+    max_new_tokens: int | None = None
+    """Generation budget; None: the longest reference trace of either strategy plus 25%."""
     summary_file: ClassVar[str] = "eval_summary.json"
 
     @property
@@ -196,10 +202,13 @@ class EvalStage(_Stage):
         return [self.model.name]
 
     def describe(self) -> str:
-        return f"greedy evaluation of {self.model.name} on {', '.join(self.sets)} ({self.n} problems each)"
+        budget = f", at most {self.max_new_tokens} tokens" if self.max_new_tokens else ""
+        return f"greedy evaluation of {self.model.name} on {', '.join(self.sets)} ({self.n} problems each{budget})"
 
     def validate(self) -> None:
         check_int("n", self.n, 1, 2**31 - 1)
+        if self.max_new_tokens is not None:
+            check_int("max_new_tokens", self.max_new_tokens, 1, 2**31 - 1)
         if not self.sets:
             raise ValueError(f"{self.name}: sets: at least one validation set is required")
 
@@ -214,7 +223,8 @@ class EvalStage(_Stage):
         model, tokenizer = load_model(resolve_model_dir(self.model.out), device=device)
         reports = {}
         for set_name, config in self.sets.items():
-            report = evaluate(model, tokenizer, validation_set(config, self.n), EvalSettings(n=self.n))
+            report = evaluate(model, tokenizer, validation_set(config, self.n),
+                              EvalSettings(n=self.n, max_new_tokens=self.max_new_tokens))
             reports[set_name] = {"problem_config": config.to_dict(), **report}
         write_json(os.path.join(self.out, self.summary_file), {"model": self.model.name, "sets": reports})
 
@@ -259,7 +269,8 @@ class _Builder:
         return RLStage(f"rl-{data}/{sft.arm}", cfg, sft.name, sft.arm, data)
 
     def evaluation(self, stage: SFTStage | RLStage, sets: dict[str, ProblemConfig]) -> EvalStage:
-        return EvalStage(f"eval/{stage.name}", stage, sets, self.scale.eval_n, self.run_dir)
+        return EvalStage(f"eval/{stage.name}", stage, sets, self.scale.eval_n, self.run_dir,
+                         self.scale.eval_max_new_tokens)
 
 
 def _selection(b: _Builder, p: int = 11) -> list[Stage]:

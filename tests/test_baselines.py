@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+from collections import defaultdict
 from importlib.metadata import entry_points
 
 import pytest
@@ -50,6 +51,86 @@ def test_selection_runs_every_stage_and_writes_table1_beside_the_studys_numbers(
         with open(os.path.join(selection_run, "plots", f"{name}.png"), "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
         assert f"(plots/{name}.png)" in report
+
+
+def _evals(stage_dir):
+    """A run's eval lines by step, lines of one step merged (a resumed run evaluates its first step again)."""
+    by_step = defaultdict(dict)
+    for r in read_jsonl(os.path.join(stage_dir, "metrics.jsonl")):
+        if r["phase"] == "eval":
+            by_step[r["step"]].update(r)
+    return by_step
+
+
+def _pct(x):
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def _cells(section, *first):
+    """The cells of the markdown table row that starts with ``first``."""
+    line = next(line for line in section.splitlines() if line.startswith("| " + " | ".join(first) + " |"))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def _triple(m, eval_set):
+    return " / ".join(_pct(m.get(f"{eval_set}/{k}")) for k in ("accuracy", "inversion/accuracy", "evaluation/accuracy"))
+
+
+def _assert_table1_quotes_the_metrics(run_dir, with_study):
+    """Table 1's cells are the step-0 (after SFT) and last (after RL) evaluations in the RL runs' metrics.jsonl."""
+    report = open(os.path.join(run_dir, "report.md")).read()
+    for eval_set, title in (("eval_6-9", "## Table 1"), ("eval_2-5", "## The same on 2-5")):
+        section = report.split(title)[1].split("\n## ")[0]
+        for arm in ("B", "F", "FB"):
+            cells = _cells(section, arm)
+            easy, hard = _evals(os.path.join(run_dir, "rl-2-5", arm)), _evals(os.path.join(run_dir, "rl-6-9", arm))
+            step = 2 if with_study and eval_set == "eval_6-9" else 1  # a "study" column after each of ours
+            assert cells[1] == _triple(easy[0], eval_set)
+            assert cells[1 + step] == _triple(easy[max(easy)], eval_set)
+            assert cells[1 + 2 * step] == _triple(hard[max(hard)], eval_set)
+
+
+def _assert_plots_exist(run_dir):
+    report = open(os.path.join(run_dir, "report.md")).read()
+    plots = re.findall(r"\]\((plots/[\w.]+\.png)\)", report)
+    assert plots
+    for plot in plots:
+        with open(os.path.join(run_dir, plot), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_selection_report_quotes_the_logged_metrics(selection_run):
+    _assert_table1_quotes_the_metrics(selection_run, with_study=True)
+
+
+@pytest.mark.parametrize("experiment", ["improvement", "composition", "gf13"])
+def test_experiment_runs_end_to_end_and_its_report_quotes_the_logged_numbers(tmp_path, experiment):
+    out = str(tmp_path / experiment)
+    assert main(["reproduce", experiment, "--preset", "micro", "--out", out]) == 0
+    assert all(s.done() for s in plan(experiment, "micro", out))
+    _assert_plots_exist(out)
+    report = open(os.path.join(out, "report.md")).read()
+    if experiment == "gf13":
+        _assert_table1_quotes_the_metrics(out, with_study=False)
+        assert "GF(13)" in report
+    elif experiment == "improvement":
+        section = report.split("## Greedy accuracy (%) per number of steps")[1].split("\n## ")[0]
+        header = _cells(section, "arm")
+        for arm in ("B", "F", "FB"):
+            for data in ("2-5", "6-9", "6-15"):
+                evals = _evals(os.path.join(out, f"rl-{data}", arm))
+                for label, m in (("after SFT", evals[0]), (f"after RL on {data}", evals[max(evals)])):
+                    cells = _cells(section, arm, label)
+                    for k, cell in zip(header[2:], cells[2:]):
+                        found = [v for key, v in m.items() if re.fullmatch(rf"eval_[\d-]+/steps/{k}/accuracy", key)]
+                        assert cell == (_pct(found[0]) if found else "-"), (arm, label, k)
+    else:
+        section = report.split("per number of parts")[1].split("\n## ")[0]
+        for sft in ("with-2part", "without-2part"):
+            for label, stage in (("after SFT", f"eval/sft/{sft}"), ("after RL on 3-5 parts", f"eval/rl-parts-3-5/{sft}")):
+                sets = json.load(open(os.path.join(out, stage, "eval_summary.json")))["sets"]
+                cells = _cells(section, sft, label)
+                assert cells[2:] == [_pct(sets[f"parts-{k}"]["greedy"]["accuracy"]) for k in range(2, 7)]
 
 
 def test_rl_on_2_5_and_6_9_start_from_the_same_sft_model(selection_run):
@@ -166,7 +247,14 @@ def test_reproduce_with_jobs_runs_real_stages_in_worker_processes(tmp_path):
     stages = plan("amplification", "micro", out)
     assert all(s.done() and os.path.getsize(os.path.join(s.out, "stage.log")) > 0 for s in stages)
     assert sorted(r["stage"] for r in _stage_log(out) if r["status"] == "ran") == sorted(s.name for s in stages)
-    assert os.path.exists(os.path.join(out, "report.md"))
+    report = open(os.path.join(out, "report.md")).read()
+    for share in (50, 75, 90):  # forward fraction of the run's own samples, first and last tenth of its steps
+        rows = read_jsonl(os.path.join(out, f"rl-eval{share}/FB/completions.jsonl"))
+        steps = sorted({r["step"] for r in rows})
+        width = max(1, len(steps) // 10)
+        window = [[r for r in rows if r["step"] in set(part)] for part in (steps[:width], steps[-width:])]
+        forward = [sum(r["strategy"] == "forward" for r in w) / len(w) for w in window]
+        assert _cells(report, f"{share} / {100 - share}")[1] == f"{_pct(forward[0])} -> {_pct(forward[1])}"
 
 
 @pytest.mark.parametrize("experiment", ["improvement", "composition"])  # the others' reports run in tests above
