@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ffreason_env import read_jsonl
+from ffreason_env import ALIGNED, read_jsonl
 
 from .experiments import (AMPLIFICATION_SHARES, ARM_ORDER, COMPOSITION_PARTS, EXPERIMENTS, EvalStage, RLStage,
                           SFTStage, plan, read_manifest)
@@ -306,6 +306,12 @@ def _selection(logs: _Logs, published: bool) -> tuple[str, list[str]]:
     n = _eval_n(stage)
     ours = f"ours: greedy accuracy (%) of the {stage.config.algo.upper()} runs on {n if n else '?'} validation problems"
     headline = table("eval_6-9", published)
+    aligned = []
+    for stage in logs.rl():
+        rows = logs.completions(stage)
+        before, after = _window(rows, True), _window(rows, False)
+        aligned.append([stage.arm, stage.data] + [f"{_pct(_fraction(before, k, ALIGNED[k]))} -> "
+                                                  f"{_pct(_fraction(after, k, ALIGNED[k]))}" for k in KINDS])
     md = [
         "## Table 1: 6-9-step validation, all / inversion / evaluation",
         "",
@@ -317,6 +323,13 @@ def _selection(logs: _Logs, published: bool) -> tuple[str, list[str]]:
         "## The same on 2-5-step validation",
         "",
         table("eval_2-5", False),
+        "",
+        "## Strategy selection: aligned fraction (%) of sampled responses, first -> last tenth of RL steps",
+        "",
+        "Aligned: forward on evaluation, backward on inversion. Samples: the RL run's own completions "
+        "(temperature sampling, the training budget).",
+        "",
+        _table(["arm", "RL data", "evaluation: forward", "inversion: backward"], aligned),
         "",
     ]
     return headline, md
@@ -347,19 +360,24 @@ def _improvement(logs: _Logs) -> tuple[str, list[str]]:
     return headline, md
 
 
-def _window_fractions(rows: list[dict], first: bool) -> dict[str, float | None]:
-    """Forward fraction of sampled completions, overall and per kind, over the first or last tenth of the steps."""
+def _window(rows: list[dict], first: bool) -> list[dict]:
+    """The sampled completions of the first or the last tenth of a run's steps."""
     steps = sorted({r["step"] for r in rows})
-    if not steps:
-        return {"all": None, **{k: None for k in KINDS}}
     width = max(1, len(steps) // 10)
     keep = set(steps[:width] if first else steps[-width:])
-    window = [r for r in rows if r["step"] in keep]
-    out: dict[str, float | None] = {}
-    for kind in ("all", *KINDS):
-        sel = [r for r in window if kind == "all" or r["kind"] == kind]
-        out[kind] = sum(r["strategy"] == "forward" for r in sel) / len(sel) if sel else None
-    return out
+    return [r for r in rows if r["step"] in keep]
+
+
+def _fraction(rows: list[dict], kind: str, strategy: str) -> float | None:
+    """Fraction of ``rows`` (of ``kind``, or of every kind for ``"all"``) that used ``strategy``."""
+    sel = [r for r in rows if kind == "all" or r["kind"] == kind]
+    return sum(r["strategy"] == strategy for r in sel) / len(sel) if sel else None
+
+
+def _window_fractions(rows: list[dict], first: bool) -> dict[str, float | None]:
+    """Forward fraction of sampled completions, overall and per kind, over the first or last tenth of the steps."""
+    window = _window(rows, first)
+    return {kind: _fraction(window, kind, "forward") for kind in ("all", *KINDS)}
 
 
 def _amplification(logs: _Logs) -> tuple[str, list[str], str]:

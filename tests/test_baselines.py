@@ -99,8 +99,26 @@ def _assert_plots_exist(run_dir):
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def _first_last_tenth(rows):
+    steps = sorted({r["step"] for r in rows})
+    width = max(1, len(steps) // 10)
+    return [[r for r in rows if r["step"] in set(part)] for part in (steps[:width], steps[-width:])]
+
+
 def test_selection_report_quotes_the_logged_metrics(selection_run):
     _assert_table1_quotes_the_metrics(selection_run, with_study=True)
+    section = open(os.path.join(selection_run, "report.md")).read().split("## Strategy selection")[1].split("\n## ")[0]
+    for data in ("2-5", "6-9"):
+        for arm in ("B", "F", "FB"):
+            windows = _first_last_tenth(read_jsonl(os.path.join(selection_run, f"rl-{data}", arm, "completions.jsonl")))
+            for cell, kind, aligned in zip(_cells(section, arm, data)[2:], ("evaluation", "inversion"),
+                                           ("forward", "backward")):
+                shares = []
+                for w in windows:
+                    of_kind = [r for r in w if r["kind"] == kind]
+                    shares.append(_pct(sum(r["strategy"] == aligned for r in of_kind) / len(of_kind))
+                                  if of_kind else "-")
+                assert cell == " -> ".join(shares), (arm, data, kind)
 
 
 @pytest.mark.parametrize("experiment", ["improvement", "composition", "gf13"])
@@ -131,6 +149,20 @@ def test_experiment_runs_end_to_end_and_its_report_quotes_the_logged_numbers(tmp
                 sets = json.load(open(os.path.join(out, stage, "eval_summary.json")))["sets"]
                 cells = _cells(section, sft, label)
                 assert cells[2:] == [_pct(sets[f"parts-{k}"]["greedy"]["accuracy"]) for k in range(2, 7)]
+
+
+def test_strategy_selection_table_reads_the_first_and_last_tenth_of_the_samples(selection_run, tmp_path):
+    copy = str(tmp_path / "run")
+    shutil.copytree(selection_run, copy, ignore=shutil.ignore_patterns("model", "init", "checkpoints", "tb"))
+    rows = [(1, "evaluation", "forward"), (1, "evaluation", "backward"), (1, "inversion", "forward"),
+            (1, "inversion", "unknown"), *[(s, "evaluation", "backward") for s in range(2, 10)],
+            (10, "evaluation", "forward"), (10, "inversion", "backward"), (10, "inversion", "backward")]
+    with open(os.path.join(copy, "rl-6-9", "FB", "completions.jsonl"), "w") as f:
+        for step, kind, strategy in rows:
+            f.write(json.dumps({"step": step, "kind": kind, "strategy": strategy}) + "\n")
+    assert main(["report", copy]) == 0
+    section = open(os.path.join(copy, "report.md")).read().split("## Strategy selection")[1]
+    assert _cells(section, "FB", "6-9") == ["FB", "6-9", "50.0 -> 100.0", "0.0 -> 100.0"]
 
 
 def test_rl_on_2_5_and_6_9_start_from_the_same_sft_model(selection_run):
@@ -249,10 +281,7 @@ def test_reproduce_with_jobs_runs_real_stages_in_worker_processes(tmp_path):
     assert sorted(r["stage"] for r in _stage_log(out) if r["status"] == "ran") == sorted(s.name for s in stages)
     report = open(os.path.join(out, "report.md")).read()
     for share in (50, 75, 90):  # forward fraction of the run's own samples, first and last tenth of its steps
-        rows = read_jsonl(os.path.join(out, f"rl-eval{share}/FB/completions.jsonl"))
-        steps = sorted({r["step"] for r in rows})
-        width = max(1, len(steps) // 10)
-        window = [[r for r in rows if r["step"] in set(part)] for part in (steps[:width], steps[-width:])]
+        window = _first_last_tenth(read_jsonl(os.path.join(out, f"rl-eval{share}/FB/completions.jsonl")))
         forward = [sum(r["strategy"] == "forward" for r in w) / len(w) for w in window]
         assert _cells(report, f"{share} / {100 - share}")[1] == f"{_pct(forward[0])} -> {_pct(forward[1])}"
 
