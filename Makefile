@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
+# two workers (pytest-xdist), each with its share of the cores; tests sharing a trained fixture stay together
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 BENCH_STAMP := $(VENV)/.installed-bench
 
