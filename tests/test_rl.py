@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 
 import ffreason_env as fe
 from trainers.cli import main
+from trainers.models import load_model
 from trainers.rl import RL_PRESETS, RLRunConfig, make_trainer
 
 
@@ -129,6 +130,22 @@ def test_resume_refuses_changed_settings_but_may_run_longer(micro_dir, tmp_path)
     shutil.copytree(out, moved)
     summary = make_trainer("grpo", _cfg(micro_dir, moved, max_steps=3, save_steps=1, resume=True)).train()
     assert summary["steps"] == 3
+
+
+@pytest.mark.parametrize("algo", ["grpo", "ppo"])
+def test_a_run_killed_after_its_last_checkpoint_resumes_without_training_more(micro_dir, tmp_path, algo):
+    out = tmp_path / "r"
+    make_trainer(algo, _cfg(micro_dir, out, max_steps=2, save_steps=2, eval_every=1, eval_n=2)).train()
+    final = {k: v.clone() for k, v in load_model(str(out / "model"))[0].state_dict().items()}
+    for done in ("rl_summary.json", "model"):  # killed while evaluating or saving the final model
+        shutil.rmtree(out / done) if (out / done).is_dir() else (out / done).unlink()
+    summary = make_trainer(algo, _cfg(micro_dir, out, max_steps=2, save_steps=2, eval_every=1, eval_n=2,
+                                      resume=True)).train()
+    assert summary["steps"] == 2 and "checkpoint-3" not in os.listdir(out / "checkpoints")
+    assert [r["step"] for r in fe.read_jsonl(out / "metrics.jsonl") if r["phase"] == "train" and "reward" in r] == [1, 2]
+    assert [r["step"] for r in fe.read_jsonl(out / "metrics.jsonl") if r["phase"] == "eval"] == [0, 1, 2]
+    resumed = load_model(str(out / "model"))[0].state_dict()
+    assert all(torch.equal(final[k], resumed[k]) for k in final)  # the checkpoint's weights, not one step more
 
 
 @pytest.mark.parametrize(

@@ -131,5 +131,11 @@ class GRPORun(RLRun):
 
     def _train(self):
         resume = last_checkpoint(self.checkpoint_dir) if self.cfg.resume else None
+        if resume and self.resume_step >= self.cfg.max_steps:
+            # transformers' Trainer, resumed at max_steps, trains one step more before it checks; a run killed
+            # after its last checkpoint (in the final evaluation or save) needs only that checkpoint's weights;
+            # finish() then saves and evaluates them
+            self.trainer._load_from_checkpoint(resume)
+            return self.trainer.model, self.resume_step, {}
         self.trainer.train(resume_from_checkpoint=resume)
         return self.trainer.model, self.trainer.state.global_step, {}
