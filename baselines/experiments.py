@@ -57,12 +57,12 @@ class Scale:
     sft: dict[str, Any] = field(default_factory=dict)
     rl: dict[str, Any] = field(default_factory=dict)
     warmup: dict[str, Any] = field(default_factory=dict)
-    eval_max_new_tokens: int | None = None
-    """Generation budget of evaluation stages (None: the reference traces'); the micro scale's untrained model
-    never stops, and a 6-part composition's reference search runs to thousands of tokens."""
     """If set, each SFT arm first trains on these overrides (its own strategy, e.g. on 1-step problems) in
     ``sft-warmup/ARM`` and starts from that model: the from-scratch model learns the field's arithmetic table
     far faster on 1-step problems than inside 2-5-step chains (docs/training.md)."""
+    eval_max_new_tokens: int | None = None
+    """Generation budget of evaluation stages (None: the reference traces'); the micro scale's untrained model
+    never stops, and a 6-part composition's reference search runs to thousands of tokens."""
 
     @property
     def eval_n(self) -> int:
