@@ -307,11 +307,11 @@ def _selection(logs: _Logs, published: bool) -> tuple[str, list[str]]:
     ours = f"ours: greedy accuracy (%) of the {stage.config.algo.upper()} runs on {n if n else '?'} validation problems"
     headline = table("eval_6-9", published)
     aligned = []
-    for stage in logs.rl():
-        rows = logs.completions(stage)
+    for run in logs.rl():
+        rows = logs.completions(run)
         before, after = _window(rows, True), _window(rows, False)
-        aligned.append([stage.arm, stage.data] + [f"{_pct(_fraction(before, k, ALIGNED[k]))} -> "
-                                                  f"{_pct(_fraction(after, k, ALIGNED[k]))}" for k in KINDS])
+        aligned.append([run.arm, run.data] + [f"{_pct(_fraction(before, k, ALIGNED[k]))} -> "
+                                              f"{_pct(_fraction(after, k, ALIGNED[k]))}" for k in KINDS])
     md = [
         "## Table 1: 6-9-step validation, all / inversion / evaluation",
         "",

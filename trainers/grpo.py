@@ -131,7 +131,7 @@ class GRPORun(RLRun):
 
     def _train(self):
         resume = last_checkpoint(self.checkpoint_dir) if self.cfg.resume else None
-        if resume and self.resume_step >= self.cfg.max_steps:
+        if self.resume_step >= self.cfg.max_steps:  # 0 unless resuming; max_steps is at least 1
             # transformers' Trainer, resumed at max_steps, trains one step more before it checks; a run killed
             # after its last checkpoint (in the final evaluation or save) needs only that checkpoint's weights;
             # finish() then saves and evaluates them
