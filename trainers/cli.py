@@ -29,8 +29,8 @@ def _flags(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
 
 
 SFT_FLAGS = ("arm", "model", "model_size", "lora", "steps_range", "p", "problem", "examples", "data_seed", "curriculum",
-             "epochs", "lr", "lr_scheduler", "stop_loss", "position_stretch", "batch_size", "grad_accum", "max_length", "seed", "bf16", "logging_steps", "save_steps", "eval_n",
-             "threads")
+             "epochs", "lr", "lr_scheduler", "stop_loss", "position_stretch", "position_coupling", "batch_size",
+             "grad_accum", "max_length", "seed", "bf16", "logging_steps", "save_steps", "eval_n", "threads")
 
 
 def _preset_and_file(args: argparse.Namespace, presets: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -168,6 +168,9 @@ def build_parser(more_commands: Callable[[Any], None] | None = None,
     s.add_argument("--stop-loss", type=float, help="stop once a logged training loss is below this (0: never)")
     s.add_argument("--position-stretch", type=float,
                    help="stretch each example's position ids by a random factor in [1, this] (1: plain positions)")
+    s.add_argument("--position-coupling", action=argparse.BooleanOptionalAction, default=None,
+                   help="build the from-scratch model with position ids coupled to the step labels, so that "
+                        "look-ups carry over to longer chains (trainers/positions.py)")
     s.add_argument("--batch-size", type=int, help="sequences per optimizer step (per device)")
     s.add_argument("--grad-accum", type=int, help="gradient accumulation steps")
     s.add_argument("--max-length", type=int, help="truncate sequences to this many tokens")

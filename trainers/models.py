@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 
-__all__ = ["PRESETS", "ModelPreset", "LoraSpec", "STUDY_LORA", "build_tiny_model", "load_model", "is_local_path", "resolve_model_dir"]
+__all__ = ["PRESETS", "ModelPreset", "LoraSpec", "STUDY_LORA", "build_tiny_model", "load_model", "position_coupling",
+           "is_local_path", "resolve_model_dir"]
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,13 @@ STUDY_LORA = LoraSpec()
 """The study's adapter: r=64, alpha=128, dropout 0.05."""
 
 
-def build_tiny_model(preset: str, out_dir: str, seed: int = 0, vocab_configs=None, overrides: dict | None = None):
+def build_tiny_model(preset: str, out_dir: str, seed: int = 0, vocab_configs=None, overrides: dict | None = None,
+                     coupled: bool = False):
     """Build a fresh model + tokenizer from ``preset``, save both to ``out_dir``, return them.
 
     ``overrides`` replaces ``LlamaConfig`` fields (``initializer_range``, ``num_attention_heads``, ...) for
-    experiments such as ``python -m benchmarks sft_plateau``.
+    experiments such as ``python -m benchmarks sft_plateau``. ``coupled`` builds a
+    :class:`~trainers.coupled_llama.CoupledLlamaForCausalLM`, whose position ids follow the step labels.
     """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -63,7 +66,7 @@ def build_tiny_model(preset: str, out_dir: str, seed: int = 0, vocab_configs=Non
         raise ValueError(f"preset: {preset!r} is not one of {sorted(PRESETS)}")
     size = PRESETS[preset]
     tokenizer = build_tokenizer(vocab_configs, model_max_length=size.max_position_embeddings)
-    config = LlamaConfig(
+    fields = dict(
         vocab_size=len(tokenizer),
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -71,8 +74,16 @@ def build_tiny_model(preset: str, out_dir: str, seed: int = 0, vocab_configs=Non
         tie_word_embeddings=True,
         **{**asdict(size), "num_key_value_heads": size.num_attention_heads, **(overrides or {})},
     )
+    if coupled:
+        from .coupled_llama import CoupledLlamaConfig, CoupledLlamaForCausalLM
+        from .positions import PositionCoupling
+
+        config = CoupledLlamaConfig(**fields, position_coupling=PositionCoupling.from_tokenizer(tokenizer).to_dict())
+        model_class = CoupledLlamaForCausalLM
+    else:
+        config, model_class = LlamaConfig(**fields), LlamaForCausalLM
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
+    model = model_class(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.bos_token_id = None
@@ -100,10 +111,20 @@ def resolve_model_dir(name: str) -> str:
     raise FileNotFoundError(f"model: no model in {name!r} (expected {name}/model/config.json or {name}/config.json)")
 
 
+def position_coupling(model):
+    """The model's :class:`~trainers.positions.PositionCoupling`, or None for plain positions (any other model)."""
+    from .positions import PositionCoupling
+
+    spec = getattr(getattr(model, "config", None), "position_coupling", None)
+    return None if spec is None else PositionCoupling.from_dict(spec)
+
+
 def load_model(name_or_path: str, lora: LoraSpec | None = None, dtype: str = "auto", device: str | None = None):
     """``(model, tokenizer)`` from a local directory or a hub id, optionally wrapped in a LoRA adapter."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from . import coupled_llama  # noqa: F401  (registers the coupled model type with the Auto classes)
 
     if is_local_path(name_or_path) and not os.path.isdir(os.path.expanduser(name_or_path)):
         raise FileNotFoundError(f"model: no such directory {name_or_path!r}")

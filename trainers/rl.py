@@ -274,7 +274,7 @@ class RLRun:
         from transformers import set_seed
 
         from .evaluation import validation_set
-        from .models import STUDY_LORA, is_local_path, load_model, resolve_model_dir
+        from .models import STUDY_LORA, is_local_path, load_model, position_coupling, resolve_model_dir
         from .runlog import MetricsLog
         from .tokenizer import missing_words
 
@@ -309,6 +309,9 @@ class RLRun:
         missing = missing_words(self.tokenizer, self.problem_config)
         if missing:
             raise ValueError(f"init: the tokenizer of {cfg.init!r} cannot encode task words {missing[:10]}")
+        if cfg.use_vllm and position_coupling(self.model) is not None:
+            raise ValueError(f"use_vllm: {cfg.init!r} has coupled position ids, which vLLM does not compute; "
+                             "generate with transformers (use_vllm: false)")
         if not cfg.resume and os.path.exists(os.path.join(cfg.out, "metrics.jsonl")):
             raise ValueError(f"out: {cfg.out!r} already holds a run; continue it with --resume or choose a new directory")
         self.checkpoint_dir = os.path.join(cfg.out, "checkpoints")

@@ -54,6 +54,10 @@ class SFTRunConfig:
     """Above 1, each example's position ids are stretched by a factor drawn from [1, this]: relative distances
     vary, so look-ups cannot lean on them, which let the tiny model's direct traces carry over from 2-5- to
     6-9-step problems (docs/training.md). 1 keeps positions 0, 1, 2, ..."""
+    position_coupling: bool = False
+    """Build the from-scratch model with position ids coupled to the step labels (:mod:`trainers.positions`):
+    a trace line sits at the positions of the prompt line it applies, at any chain length. A model given by
+    ``model`` keeps its own positions (asking for coupling it lacks is an error)."""
     lr_scheduler: str = "cosine"
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
@@ -86,6 +90,8 @@ class SFTRunConfig:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
         if not self.position_stretch >= 1:
             raise ValueError(f"position_stretch: expected >= 1, got {self.position_stretch}")
+        if self.position_coupling and self.position_stretch != 1:
+            raise ValueError("position_stretch: stretches plain positions; coupled ones need none (set it to 1)")
         if self.stop_loss < 0:
             raise ValueError(f"stop_loss: expected >= 0, got {self.stop_loss}")
         if self.epochs <= 0 or self.lr <= 0:
@@ -143,26 +149,30 @@ class PackedBatches:
     compute on padding.
 
     With ``position_stretch`` above 1, example positions are ``round(i * s)``
-    with ``s`` drawn uniformly from ``[1, position_stretch]`` per example.
+    with ``s`` drawn uniformly from ``[1, position_stretch]`` per example;
+    with a ``coupling`` they are the coupled ones (:mod:`trainers.positions`).
     transformers can then no longer tell the examples apart from their
     position ids, so the collator passes the block-diagonal causal mask
     itself (4-D, boolean).
     """
 
-    def __init__(self, pad_token_id: int, position_stretch: float = 1.0, seed: int = 0):
+    def __init__(self, pad_token_id: int, position_stretch: float = 1.0, seed: int = 0, coupling=None):
         import torch
 
         self.pad_token_id = pad_token_id
         self.position_stretch = position_stretch
+        self.coupling = coupling
         self.generator = torch.Generator().manual_seed(seed)
 
-    def _positions(self, n: int):
+    def _positions(self, ids: list[int]):
         import torch
 
+        if self.coupling is not None:
+            return self.coupling.position_ids(torch.tensor([ids]))[0]
         if self.position_stretch == 1:
-            return torch.arange(n)
+            return torch.arange(len(ids))
         s = 1 + (self.position_stretch - 1) * torch.rand((), generator=self.generator)
-        return torch.round(torch.arange(n) * s).long()
+        return torch.round(torch.arange(len(ids)) * s).long()
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
@@ -188,13 +198,13 @@ class PackedBatches:
             for j, (ids, lab) in enumerate(items):
                 input_ids[r, at:at + len(ids)] = torch.tensor(ids)
                 labels[r, at:at + len(ids)] = torch.tensor(lab)
-                position_ids[r, at:at + len(ids)] = self._positions(len(ids))
+                position_ids[r, at:at + len(ids)] = self._positions(ids)
                 example[r, at:at + len(ids)] = j
                 at += len(ids)
             position_ids[r, at:] = torch.arange(width - at)  # the row's padding is a sequence of its own
             example[r, at:] = len(items)
         batch = {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}
-        if self.position_stretch != 1:
+        if self.position_stretch != 1 or self.coupling is not None:
             causal = torch.ones((width, width), dtype=torch.bool).tril()
             batch["attention_mask"] = ((example[:, :, None] == example[:, None, :]) & causal)[:, None]
         return batch
@@ -230,7 +240,7 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
     from trl import SFTConfig, SFTTrainer
 
     from .evaluation import EvalSettings, evaluate, format_report, validation_set
-    from .models import STUDY_LORA, build_tiny_model, load_model
+    from .models import STUDY_LORA, build_tiny_model, load_model, position_coupling
     from .runlog import MetricsLog, metrics_callback, write_json
     from .tokenizer import missing_words
 
@@ -244,10 +254,17 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
     pconfig = problem_config(cfg)
 
     if cfg.model is None:
-        model, tokenizer = build_tiny_model(cfg.model_size, os.path.join(cfg.out, "init"), seed=cfg.seed)
+        model, tokenizer = build_tiny_model(cfg.model_size, os.path.join(cfg.out, "init"), seed=cfg.seed,
+                                            coupled=cfg.position_coupling)
     else:
         model, tokenizer = load_model(cfg.model, lora=STUDY_LORA if cfg.lora else None,
                                       dtype="bfloat16" if cfg.bf16 else "auto")
+    coupling = position_coupling(model)
+    if cfg.position_coupling and coupling is None:
+        raise ValueError(f"position_coupling: {cfg.model} has plain positions; coupling is chosen when a model is "
+                         "built from scratch (leave --model out, or drop --position-coupling)")
+    if coupling is not None and cfg.position_stretch != 1:
+        raise ValueError(f"position_stretch: {cfg.model} has coupled positions, which need no stretch (set it to 1)")
     missing = missing_words(tokenizer, pconfig)
     if missing:
         raise ValueError(f"model: the tokenizer of {cfg.model or cfg.model_size} cannot encode task words {missing[:10]}")
@@ -293,7 +310,7 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
-        data_collator=PackedBatches(tokenizer.pad_token_id, cfg.position_stretch, cfg.seed),
+        data_collator=PackedBatches(tokenizer.pad_token_id, cfg.position_stretch, cfg.seed, coupling),
         # TRL counts a batch without attention mask as one padding-free row: its num_tokens is wrong for packed rows
         callbacks=[metrics_callback(log, "sft", drop=("num_tokens",)), TensorBoardCallback(tb_writer=tb),
                    *_early_stop(cfg.stop_loss)],

@@ -1,0 +1,146 @@
+"""Coupled position ids: every line of a trace sits at the positions of the prompt line it applies.
+
+A small transformer trained on 2-5-step chains finds "op number i" in the
+prompt by its distance, and on 6-9-step chains that distance is one it never
+saw: its look-ups land a line short (docs/reproduction.md). Position coupling
+(Cho et al., 2024, "Position Coupling: Improving Length Generalization of
+Arithmetic Transformers Using Task Structure") takes the distance away: a
+token's position id is computed from the label of the line it belongs to, so
+the trace line ``step 7 ...`` and the prompt line ``step 7 ...`` get the same
+position ids however long the chain, and every look-up is at a fixed
+relative distance.
+
+Positions are a function of the tokens alone (of the token and the one before
+it), so generation computes them on the fly from what it has generated:
+
+- a *label* (a number after ``step``, ``:`` or ``;``) L puts its line at
+  ``L * label_stride``; the given variable ``xM`` (``given x3 = ...``) at
+  ``M * label_stride + given_offset``, so that the trace's first line, which
+  starts from it (at label M + 1 forward, at label M backward), is at a fixed
+  distance from it; the tokens that follow count on from
+  there until the next such token;
+- each ``try`` line of a search moves everything by ``try_stride``, so the
+  candidates' lines do not share positions;
+- ``part N`` (a composition's part, at a line start) moves everything by
+  ``N * part_stride`` and restarts the count of tries;
+- tokens before the first of these (the chat template, the header) keep their
+  plain positions.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+__all__ = ["PositionCoupling"]
+
+_NUMBER = re.compile(r"^\u2581?(\d+)$")
+_X = re.compile(r"^\u2581?x(\d+)$")
+
+
+@dataclass(frozen=True)
+class PositionCoupling:
+    """Which tokens set a line's position, and how far apart lines, tries and parts are."""
+
+    numbers: dict[int, int] = field(default_factory=dict)
+    """token id -> the number it spells (labels and part numbers)"""
+    xs: dict[int, int] = field(default_factory=dict)
+    """token id -> M of a variable ``xM``"""
+    label_after: tuple[int, ...] = ()
+    x_after: tuple[int, ...] = ()
+    """an ``xM`` sets a position when it follows one of these (``given``)"""
+    """a number is a label when it follows one of these (``step``, ``:``, ``;``)"""
+    part_after: tuple[int, ...] = ()
+    """a number is a part number when it follows one of these (``part`` at a line start)"""
+    try_ids: tuple[int, ...] = ()
+    label_stride: int = 24
+    given_offset: int = 9
+    try_stride: int = 512
+    part_stride: int = 8192
+
+    def __post_init__(self):
+        # a direct line (label .. the next line's "step") spans 9 tokens, and the given line of a composition's
+        # part ("xM = result of part 1 , find xN \n part") 12: offsets below that would overlap them
+        if not 9 <= self.given_offset <= self.label_stride - 12:
+            raise ValueError(f"label_stride/given_offset: expected 9 <= given_offset <= label_stride - 12, "
+                             f"got {self.label_stride}/{self.given_offset}")
+        top = max([*self.numbers.values(), *self.xs.values(), 0]) + 1
+        if self.try_stride < top * self.label_stride:
+            raise ValueError(f"try_stride: {self.try_stride} is below the {top} labels' span {top * self.label_stride}")
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer, **strides) -> "PositionCoupling":
+        """The coupling for a word-level tokenizer of the task's grammar (:mod:`trainers.tokenizer`)."""
+        vocab = tokenizer.get_vocab()
+        numbers = {i: int(m.group(1)) for t, i in vocab.items() if (m := _NUMBER.match(t))}
+        xs = {i: int(m.group(1)) for t, i in vocab.items() if (m := _X.match(t))}
+        label_after = tuple(vocab[t] for t in ("step", "\u2581step", "\u2581:", "\u2581;") if t in vocab)
+        if not numbers or not xs or not label_after or "given" not in vocab:
+            raise ValueError("position coupling needs the task's word-level vocabulary (labels, xM, step); "
+                             "this tokenizer has none of them as single tokens")
+        return cls(numbers=numbers, xs=xs, label_after=label_after, x_after=tuple(vocab[t] for t in ("given", "\u2581given") if t in vocab),
+                   part_after=tuple(vocab[t] for t in ("part",) if t in vocab),
+                   try_ids=tuple(vocab[t] for t in ("try", "\u2581try") if t in vocab), **strides)
+
+    def to_dict(self) -> dict:
+        """JSON-safe (for a model's config.json)."""
+        d = asdict(self)
+        d["numbers"] = [[k, v] for k, v in self.numbers.items()]
+        d["xs"] = [[k, v] for k, v in self.xs.items()]
+        for key in ("label_after", "x_after", "part_after", "try_ids"):
+            d[key] = list(d[key])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PositionCoupling":
+        d = dict(d)
+        d["numbers"] = {int(k): int(v) for k, v in d["numbers"]}
+        d["xs"] = {int(k): int(v) for k, v in d["xs"]}
+        for key in ("label_after", "x_after", "part_after", "try_ids"):
+            d[key] = tuple(d[key])
+        return cls(**d)
+
+    def position_ids(self, input_ids, attention_mask=None):
+        """``[batch, seq]`` position ids for ``input_ids`` (left padding is read from ``attention_mask``)."""
+        import torch
+
+        device = input_ids.device
+        size = max([*self.numbers, *self.xs, *self.label_after, *self.x_after, *self.part_after, *self.try_ids, int(input_ids.max())]) + 1
+
+        def table(values: dict[int, int]):
+            t = torch.full((size,), -1, dtype=torch.long, device=device)
+            if values:
+                t[torch.tensor(list(values), device=device)] = torch.tensor(list(values.values()), device=device)
+            return t
+
+        def member(ids: tuple[int, ...]):
+            t = torch.zeros(size, dtype=torch.bool, device=device)
+            t[list(ids)] = True
+            return t
+
+        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask.long()
+        seq = (mask.cumsum(-1) - 1).clamp(min=0)
+        prev = torch.cat([torch.zeros_like(input_ids[:, :1]), input_ids[:, :-1]], dim=1)
+        number = table(self.numbers)[input_ids]
+        x = table(self.xs)[input_ids]
+        is_label = (number >= 0) & member(self.label_after)[prev]
+        is_part = (number >= 0) & member(self.part_after)[prev]
+        is_try = member(self.try_ids)[input_ids]
+        is_x = (x >= 0) & member(self.x_after)[prev]
+        anchor = torch.where(is_label, number * self.label_stride,
+                             torch.where(is_x, x * self.label_stride + self.given_offset, 0))
+        index = torch.arange(input_ids.shape[1], device=device).expand_as(input_ids)
+
+        def last(flag):  # index of the last flagged token at or before each token (-1: none yet)
+            return torch.where(flag, index, -1).cummax(-1).values
+
+        last_anchor = last(is_label | is_x | is_try | is_part)
+        at = last_anchor.clamp(min=0)
+        line = anchor.gather(-1, at) + seq - seq.gather(-1, at)
+        last_part = last(is_part)
+        in_part = last_part >= 0
+        part = torch.where(in_part, number.gather(-1, last_part.clamp(min=0)), 0)
+        tries = is_try.long().cumsum(-1)
+        tries = tries - torch.where(in_part, tries.gather(-1, last_part.clamp(min=0)), 0)
+        coupled = part * self.part_stride + tries * self.try_stride + line
+        return torch.where(last_anchor >= 0, coupled, seq) * mask
