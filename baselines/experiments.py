@@ -56,10 +56,6 @@ class Scale:
     rl_preset: str
     sft: dict[str, Any] = field(default_factory=dict)
     rl: dict[str, Any] = field(default_factory=dict)
-    warmup: dict[str, Any] = field(default_factory=dict)
-    """If set, each SFT arm first trains on these overrides (its own strategy, e.g. on 1-step problems) in
-    ``sft-warmup/ARM`` and starts from that model: the from-scratch model learns the field's arithmetic table
-    far faster on 1-step problems than inside 2-5-step chains (docs/training.md)."""
     eval_max_new_tokens: int | None = None
     """Generation budget of evaluation stages (None: the reference traces'); the micro scale's untrained model
     never stops, and a 6-part composition's reference search runs to thousands of tokens."""
@@ -71,18 +67,16 @@ class Scale:
 
 
 SCALES: dict[str, Scale] = {
-    "micro": Scale("micro", "micro", sft=dict(examples=16, threads=1),
+    "micro": Scale("micro", "micro", sft=dict(examples=16, threads=1, position_coupling=True),
                    rl=dict(max_steps=1, eval_every=1, eval_n=2, prompts=8, save_steps=1, threads=1),
                    eval_max_new_tokens=32),
     "tiny": Scale("tiny", "tiny",
-                  # labels up to 9 in 2-5-step SFT data, so that 6-9-step problems hold no unseen label; positions
-                  # stretched by up to 1.5x, so that the look-ups do not lean on distances (6-9 greedy 0.00 -> 0.25)
-                  sft=dict(problem={"max_label_offset": 4}, data_seed=2, examples=32000, position_stretch=1.5),
-                  # 1500 steps at lr 1e-3: the table's plateau ended by step 200 there (docs/training.md); a
-                  # loss threshold cannot tell, the loss being mostly the searches' tokens
-                  warmup=dict(steps_range=(1, 1), examples=48000, lr=1e-3, data_seed=0, eval_n=0, position_stretch=1.0),
-                  # 100 steps: on 6-9 steps the FB model kept improving up to the 100th (docs/training.md)
-                  rl=dict(max_steps=100, eval_every=50, eval_n=100, save_steps=50)),
+                  # labels up to 9 in 2-5-step SFT data, so that 6-9-step problems hold no unseen label; position ids
+                  # coupled to the step labels, so that every look-up of a longer chain is at a distance seen in
+                  # training (FB after RL on 6-9: 0.42 -> 0.96, docs/reproduction.md); 600 steps: 2-5 greedy 1.0
+                  sft=dict(problem={"max_label_offset": 4}, data_seed=2, examples=19200, position_coupling=True),
+                  # 100 steps of 4 problems x 8 samples: FB 6-9 greedy 0.99 (0.96 with 8 problems, in twice the time)
+                  rl=dict(max_steps=100, per_device_train_batch_size=32, eval_every=50, eval_n=100, save_steps=50)),
     "qwen1.5b": Scale("qwen1.5b", "qwen1.5b"),
 }
 """``micro``: seconds, for tests (the micro model, a handful of examples, one RL step). ``tiny``: the
@@ -127,17 +121,12 @@ class SFTStage(_Stage):
     config: SFTRunConfig
     arm: str
     """The arm label shown in tables (an SFT arm, or a data variant such as ``with-2part``)."""
-    warmup: "SFTStage | None" = None
-    """The stage this one starts from (:attr:`Scale.warmup`); :func:`plan` runs it first."""
     summary_file: ClassVar[str] = "sft_summary.json"
 
     def describe(self) -> str:
         c = self.config
         extra = f", problem {c.problem}" if c.problem else ""
         return f"SFT arm {c.arm}, GF({c.p}), {c.steps_range[0]}-{c.steps_range[1]} steps, {c.examples} examples{extra}"
-
-    def needs(self) -> list[str]:
-        return [self.warmup.name] if self.warmup else []
 
     def validate(self) -> None:
         self.config.validate()
@@ -244,19 +233,11 @@ class _Builder:
         name = name or arm
         problem = {**self.scale.sft.get("problem", {}), **(problem or {})}
 
-        def stage(kind: str, overrides: dict[str, Any], extra: dict[str, Any]) -> SFTStage:
-            cfg = merge(SFTRunConfig, SFT_PRESETS[self.scale.sft_preset], self.scale.sft, overrides, {
-                "preset": self.scale.sft_preset, "out": os.path.join(self.run_dir, kind, name), "arm": arm,
-                "p": p, "problem": problem, **extra,
-            })
-            return SFTStage(f"{kind}/{name}", cfg, name)
-
-        warmup = stage("sft-warmup", self.scale.warmup, {}) if self.scale.warmup else None
-        final = stage("sft", {}, {"steps_range": SFT_STEPS})
-        if warmup is not None:
-            final.config.model = os.path.join(warmup.out, "model")
-            final.warmup = warmup
-        return final
+        cfg = merge(SFTRunConfig, SFT_PRESETS[self.scale.sft_preset], self.scale.sft, {
+            "preset": self.scale.sft_preset, "out": os.path.join(self.run_dir, "sft", name), "arm": arm,
+            "p": p, "problem": problem, "steps_range": SFT_STEPS,
+        })
+        return SFTStage(f"sft/{name}", cfg, name)
 
     def rl(self, sft: SFTStage, data: str, env_kwargs: dict[str, Any], env: str = "ffreason/Mixed-v0",
            eval_ranges: list[list[int]] = VALIDATION) -> RLStage:
@@ -351,8 +332,7 @@ def plan(experiment: str, preset: str, run_dir: str, algo: str = "grpo") -> list
         raise ValueError(f"experiment: {experiment!r} is not one of {', '.join(EXPERIMENTS)}")
     if preset not in SCALES:
         raise ValueError(f"preset: {preset!r} is not one of {', '.join(SCALES)}")
-    built = EXPERIMENTS[experiment].build(_Builder(run_dir, SCALES[preset], algo))
-    stages = [w for s in built for w in ([s.warmup] if isinstance(s, SFTStage) and s.warmup else [])] + built
+    stages = EXPERIMENTS[experiment].build(_Builder(run_dir, SCALES[preset], algo))
     for stage in stages:
         stage.validate()
     return stages

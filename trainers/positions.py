@@ -17,8 +17,8 @@ it), so generation computes them on the fly from what it has generated:
   ``L * label_stride``; the given variable ``xM`` (``given x3 = ...``) at
   ``M * label_stride + given_offset``, so that the trace's first line, which
   starts from it (at label M + 1 forward, at label M backward), is at a fixed
-  distance from it; the tokens that follow count on from
-  there until the next such token;
+  distance from it; the tokens that follow count on from there until the
+  next such token;
 - each ``try`` line of a search moves everything by ``try_stride``, so the
   candidates' lines do not share positions;
 - ``part N`` (a composition's part, at a line start) moves everything by
@@ -47,9 +47,9 @@ class PositionCoupling:
     xs: dict[int, int] = field(default_factory=dict)
     """token id -> M of a variable ``xM``"""
     label_after: tuple[int, ...] = ()
+    """a number is a label when it follows one of these (``step``, ``:``, ``;``)"""
     x_after: tuple[int, ...] = ()
     """an ``xM`` sets a position when it follows one of these (``given``)"""
-    """a number is a label when it follows one of these (``step``, ``:``, ``;``)"""
     part_after: tuple[int, ...] = ()
     """a number is a part number when it follows one of these (``part`` at a line start)"""
     try_ids: tuple[int, ...] = ()
@@ -57,6 +57,7 @@ class PositionCoupling:
     given_offset: int = 9
     try_stride: int = 512
     part_stride: int = 8192
+    """16 tries fit in a part: a search over GF(p) has at most p tries."""
 
     def __post_init__(self):
         # a direct line (label .. the next line's "step") spans 9 tokens, and the given line of a composition's
