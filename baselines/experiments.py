@@ -75,8 +75,9 @@ SCALES: dict[str, Scale] = {
                   # coupled to the step labels, so that every look-up of a longer chain is at a distance seen in
                   # training (FB after RL on 6-9: 0.42 -> 0.96, docs/reproduction.md); 600 steps: 2-5 greedy 1.0
                   sft=dict(problem={"max_label_offset": 4}, data_seed=2, examples=19200, position_coupling=True),
-                  # 100 steps of 4 problems x 8 samples: FB 6-9 greedy 0.99 (0.96 with 8 problems, in twice the time)
-                  rl=dict(max_steps=100, per_device_train_batch_size=32, eval_every=50, eval_n=100, save_steps=50)),
+                  # 100 steps: FB's 6-9 greedy was 0.71 at step 50, 0.96 at 100; batches of 8 problems x 8 samples:
+                  # with 4 problems most steps had no reward signal and B's RL on 6-9 collapsed (docs/reproduction.md)
+                  rl=dict(max_steps=100, eval_every=50, eval_n=100, save_steps=50)),
     "qwen1.5b": Scale("qwen1.5b", "qwen1.5b"),
 }
 """``micro``: seconds, for tests (the micro model, a handful of examples, one RL step). ``tiny``: the

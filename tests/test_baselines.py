@@ -315,7 +315,7 @@ def test_qwen_preset_holds_the_studys_hyperparameters_and_builds_every_config(tm
     assert {s.config.env_kwargs["p"] for s in plan("gf13", "qwen1.5b", str(tmp_path)) if isinstance(s, RLStage)} == {13}
 
 
-def test_tiny_arms_train_coupled_models_from_scratch_and_rl_on_small_batches(tmp_path):
+def test_tiny_arms_train_coupled_models_from_scratch(tmp_path):
     stages = plan("selection", "tiny", str(tmp_path))
     sft = [s for s in stages if isinstance(s, SFTStage)]
     assert [s.name for s in sft] == ["sft/B", "sft/F", "sft/FB"]
@@ -326,7 +326,7 @@ def test_tiny_arms_train_coupled_models_from_scratch_and_rl_on_small_batches(tmp
         assert (c.steps_range, c.problem, c.examples // c.batch_size) == ((2, 5), {"max_label_offset": 4}, 600)
     rl = [s.config for s in stages if isinstance(s, RLStage)]
     assert {(c.per_device_train_batch_size, c.num_generations, c.max_steps, c.max_completion_length) for c in rl} \
-        == {(32, 8, 100, 96)}  # 4 problems x 8 samples per step; the budget a search of 6-9 steps cannot meet
+        == {(64, 8, 100, 96)}  # 8 problems x 8 samples per step; the budget a search of 6-9 steps cannot meet
 
 
 def test_algo_ppo_reaches_every_rl_stage_and_generates_without_vllm(tmp_path):
