@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 
 __all__ = ["PositionCoupling"]
 
@@ -77,11 +78,14 @@ class PositionCoupling:
         xs = {i: int(m.group(1)) for t, i in vocab.items() if (m := _X.match(t))}
         label_after = tuple(vocab[t] for t in ("step", "\u2581step", "\u2581:", "\u2581;") if t in vocab)
         if not numbers or not xs or not label_after or "given" not in vocab:
-            raise ValueError("position coupling needs the task's word-level vocabulary (labels, xM, step); "
-                             "this tokenizer has none of them as single tokens")
-        return cls(numbers=numbers, xs=xs, label_after=label_after, x_after=tuple(vocab[t] for t in ("given", "\u2581given") if t in vocab),
-                   part_after=tuple(vocab[t] for t in ("part",) if t in vocab),
-                   try_ids=tuple(vocab[t] for t in ("try", "\u2581try") if t in vocab), **strides)
+            raise ValueError("position coupling needs the task's word-level vocabulary (labels, xM, step, given as "
+                             "single tokens); this tokenizer lacks some of them")
+
+        def ids(*words):
+            return tuple(vocab[w] for w in words if w in vocab)
+
+        return cls(numbers=numbers, xs=xs, label_after=label_after, x_after=ids("given", "\u2581given"),
+                   part_after=ids("part"), try_ids=ids("try", "\u2581try"), **strides)
 
     def to_dict(self) -> dict:
         """JSON-safe (for a model's config.json)."""
@@ -101,33 +105,43 @@ class PositionCoupling:
             d[key] = tuple(d[key])
         return cls(**d)
 
+    @cached_property
+    def _tables(self):
+        """Per token id (one slot past the known ids stands for every other token): the number it spells (-1:
+        none), its ``xM`` (-1: none), and whether it is a try, or comes before a label, a given ``xM``, a part."""
+        import torch
+
+        size = max([*self.numbers, *self.xs, *self.label_after, *self.x_after, *self.part_after, *self.try_ids]) + 2
+
+        def table(values: dict[int, int]):
+            t = torch.full((size,), -1, dtype=torch.long)
+            t[list(values)] = torch.tensor(list(values.values()))
+            return t
+
+        def member(ids: tuple[int, ...]):
+            t = torch.zeros(size, dtype=torch.bool)
+            t[list(ids)] = True
+            return t
+
+        return (table(self.numbers), table(self.xs), member(self.try_ids), member(self.label_after),
+                member(self.x_after), member(self.part_after))
+
     def position_ids(self, input_ids, attention_mask=None):
         """``[batch, seq]`` position ids for ``input_ids`` (left padding is read from ``attention_mask``)."""
         import torch
 
         device = input_ids.device
-        size = max([*self.numbers, *self.xs, *self.label_after, *self.x_after, *self.part_after, *self.try_ids, int(input_ids.max())]) + 1
-
-        def table(values: dict[int, int]):
-            t = torch.full((size,), -1, dtype=torch.long, device=device)
-            if values:
-                t[torch.tensor(list(values), device=device)] = torch.tensor(list(values.values()), device=device)
-            return t
-
-        def member(ids: tuple[int, ...]):
-            t = torch.zeros(size, dtype=torch.bool, device=device)
-            t[list(ids)] = True
-            return t
-
+        numbers, xs, tries_at, before_label, before_x, before_part = (t.to(device) for t in self._tables)
+        tokens = input_ids.clamp(max=len(numbers) - 1)
         mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask.long()
         seq = (mask.cumsum(-1) - 1).clamp(min=0)
-        prev = torch.cat([torch.zeros_like(input_ids[:, :1]), input_ids[:, :-1]], dim=1)
-        number = table(self.numbers)[input_ids]
-        x = table(self.xs)[input_ids]
-        is_label = (number >= 0) & member(self.label_after)[prev]
-        is_part = (number >= 0) & member(self.part_after)[prev]
-        is_try = member(self.try_ids)[input_ids]
-        is_x = (x >= 0) & member(self.x_after)[prev]
+        prev = torch.cat([torch.zeros_like(tokens[:, :1]), tokens[:, :-1]], dim=1)
+        number = numbers[tokens]
+        x = xs[tokens]
+        is_label = (number >= 0) & before_label[prev]
+        is_part = (number >= 0) & before_part[prev]
+        is_try = tries_at[tokens]
+        is_x = (x >= 0) & before_x[prev]
         anchor = torch.where(is_label, number * self.label_stride,
                              torch.where(is_x, x * self.label_stride + self.given_offset, 0))
         index = torch.arange(input_ids.shape[1], device=device).expand_as(input_ids)

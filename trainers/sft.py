@@ -49,7 +49,7 @@ class SFTRunConfig:
     stop_loss: float = 0.0
     """Stop as soon as a logged training loss (mean over ``logging_steps``) falls below this; 0 never stops
     early. Not a sign that the arithmetic table is learnt: search tokens dominate the loss and are learnt
-    first (docs/training.md), so the tiny reproduction's warm-up trains a fixed number of steps."""
+    first (docs/training.md), so the tiny reproduction trains a fixed number of steps."""
     position_stretch: float = 1.0
     """Above 1, each example's position ids are stretched by a factor drawn from [1, this]: relative distances
     vary, so look-ups cannot lean on them, which let the tiny model's direct traces carry over from 2-5- to
