@@ -65,9 +65,9 @@ def _add_commands(sub) -> None:
     r.add_argument("--force", action="store_true", help="redo every stage, even those already done")
     r.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="run up to N stages at once whose inputs are ready (the arms are independent), each in its own "
-                        "process with CPU cores / N torch threads and its output in RUN_DIR/STAGE/stage.log; meant "
-                        "for many-core machines (on 2 cores, 2 saved 9%% of the tiny demo); keep 1 on a single GPU "
-                        "(default %(default)s)")
+                        "process with CPU cores / N torch threads, its output in RUN_DIR/STAGE/stage.log and a "
+                        "progress bar in the terminal; on 2 cores, 2 one-thread stages do 1.3x the work of one "
+                        "two-thread stage (make demo uses it); keep 1 on a single GPU (default %(default)s)")
     r.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser(

@@ -73,8 +73,11 @@ SCALES: dict[str, Scale] = {
     "tiny": Scale("tiny", "tiny",
                   # labels up to 9 in 2-5-step SFT data, so that 6-9-step problems hold no unseen label; position ids
                   # coupled to the step labels, so that every look-up of a longer chain is at a distance seen in
-                  # training (FB after RL on 6-9: 0.42 -> 0.96, docs/reproduction.md); 600 steps: 2-5 greedy 1.0
-                  sft=dict(problem={"max_label_offset": 4}, data_seed=2, examples=19200, position_coupling=True),
+                  # training (FB after RL on 6-9: 0.42 -> 0.96, docs/reproduction.md); 600 steps: FB's loss drops
+                  # between steps 350 and 550 (later on one thread), and FB after 500 steps failed on inversion; no
+                  # SFT evaluation: the RL runs' step 0 evaluates the same models on the validation sets of the table
+                  sft=dict(problem={"max_label_offset": 4}, data_seed=2, examples=19200, position_coupling=True,
+                           eval_n=0),
                   # 100 steps: FB's 6-9 greedy was 0.71 at step 50, 0.96 at 100; batches of 8 problems x 8 samples:
                   # with 4 problems most steps had no reward signal and B's RL on 6-9 collapsed (docs/reproduction.md)
                   rl=dict(max_steps=100, eval_every=50, eval_n=100, save_steps=50)),
@@ -108,6 +111,10 @@ class _Stage:
         """Names of the stages whose output this one reads (they run first)."""
         return []
 
+    def total_steps(self) -> int | None:
+        """Optimizer steps the stage logs to its ``metrics.jsonl`` when it runs to the end (None: it logs none)."""
+        return None
+
     def prepare(self, force: bool) -> str:
         """Make the directory ready for :meth:`run`; return ``"new"``, ``"restarted"`` or ``"resumed"``."""
         if not os.path.exists(self.out):
@@ -132,6 +139,9 @@ class SFTStage(_Stage):
     def validate(self) -> None:
         self.config.validate()
 
+    def total_steps(self) -> int:
+        return self.config.optimizer_steps
+
     def run(self) -> None:
         run_sft(self.config)
 
@@ -153,6 +163,9 @@ class RLStage(_Stage):
 
     def needs(self) -> list[str]:
         return [self.init]
+
+    def total_steps(self) -> int:
+        return self.config.max_steps
 
     def validate(self) -> None:
         self.config.validate()

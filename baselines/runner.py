@@ -9,7 +9,9 @@ restarted or resumed from a checkpoint) or ``skipped``, with the seconds spent.
 With ``jobs`` above 1, stages whose inputs are ready run at the same time, each
 in a fresh process with ``cores // jobs`` torch threads and its output in
 ``RUN_DIR/<stage>/stage.log``: the arms of an experiment are independent, so a
-machine with more cores than one stage can use runs several at once.
+machine with more cores than one stage can use runs several at once. Each
+running stage then has a progress bar in the terminal, advanced from the steps
+its ``metrics.jsonl`` has logged.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import os
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Callable
+from typing import Any, Callable
 
-from trainers.runlog import write_json
+from tqdm.auto import tqdm
+
+from trainers.runlog import last_step, write_json
 
 from .experiments import MANIFEST, Stage, plan, read_manifest
 from .report import STAGE_LOG, Report, write_report
@@ -74,29 +78,72 @@ def _finish(run_dir: str, stage: Stage, how: str, seconds: float, heads: dict[st
     echo(f"{heads[stage.name]}: finished in {seconds:.0f} s")
 
 
+POLL_SECONDS = 2.0
+"""How often the progress bars of concurrently running stages read their stages' metrics files."""
+
+
+class StageBars:
+    """A progress bar per running stage, at the last step its ``metrics.jsonl`` holds: the stage runs in a
+    process of its own, and that file is what it writes as it goes. Bars show on a terminal only (tqdm's
+    ``disable=None``) unless ``tqdm_kwargs`` say otherwise."""
+
+    def __init__(self, **tqdm_kwargs: Any) -> None:
+        self.tqdm_kwargs = {"disable": None, "leave": False, "unit": "step", **tqdm_kwargs}
+        self.bars: dict[str, tuple[Stage, tqdm]] = {}
+
+    def open(self, stage: Stage, desc: str) -> None:
+        self.bars[stage.name] = (stage, tqdm(total=stage.total_steps(), desc=desc, **self.tqdm_kwargs))
+
+    def refresh(self) -> None:
+        for stage, bar in self.bars.values():
+            step = last_step(os.path.join(stage.out, "metrics.jsonl"))
+            if step is not None and step > bar.n:
+                bar.update(step - bar.n)
+
+    def close(self, stage: Stage) -> None:
+        self.bars.pop(stage.name)[1].close()
+
+    def echo(self, echo: Callable[[str], None]) -> Callable[[str], None]:
+        """``echo`` that first clears the bars, so that its lines do not land inside them."""
+        def write(line: str) -> None:
+            with tqdm.external_write_mode():
+                echo(line)
+        return write
+
+
 def _run_concurrently(run_dir: str, todo: list[Stage], force: bool, jobs: int, heads: dict[str, str],
-                      echo: Callable[[str], None]) -> None:
+                      echo: Callable[[str], None], bars: StageBars | None = None) -> None:
     """Start each stage once the stages it needs have finished; at most ``jobs`` at a time; stop at the first
     failure (stages already running finish first)."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     pending, running = list(todo), {}
+    bars = bars or StageBars()
+    echo = bars.echo(echo)
     # a fresh process per stage: its logs go to its own file, and nothing of one stage's torch state leaks
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
-        while pending or running:
-            unfinished = {s.name for s in pending} | {s.name for s, _ in running.values()}
-            for stage in [s for s in pending if not unfinished.intersection(s.needs())][:jobs - len(running)]:
-                pending.remove(stage)
-                how = _start(stage, force, heads, echo)
-                log = os.path.join(stage.out, "stage.log")
-                echo(f"{heads[stage.name]}: running in a process of its own, output in {log}")
-                running[pool.submit(_run_stage, stage, threads, log)] = (stage, how)
-            if not running:
-                raise RuntimeError(f"stages {[s.name for s in pending]} wait for each other (a cycle in their needs)")
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                stage, how = running.pop(future)
-                seconds = future.result()  # a stage's exception is raised here, with its log named above
-                _finish(run_dir, stage, how, seconds, heads, echo)
+        try:
+            while pending or running:
+                unfinished = {s.name for s in pending} | {s.name for s, _ in running.values()}
+                for stage in [s for s in pending if not unfinished.intersection(s.needs())][:jobs - len(running)]:
+                    pending.remove(stage)
+                    how = _start(stage, force, heads, echo)
+                    log = os.path.join(stage.out, "stage.log")
+                    echo(f"{heads[stage.name]}: running in a process of its own, output in {log}")
+                    running[pool.submit(_run_stage, stage, threads, log)] = (stage, how)
+                    bars.open(stage, heads[stage.name])
+                if not running:
+                    raise RuntimeError(f"stages {[s.name for s in pending]} wait for each other (a cycle in their "
+                                       f"needs)")
+                finished, _ = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+                bars.refresh()
+                for future in finished:
+                    stage, how = running.pop(future)
+                    bars.close(stage)
+                    seconds = future.result()  # a stage's exception is raised here, with its log named above
+                    _finish(run_dir, stage, how, seconds, heads, echo)
+        finally:
+            for stage, _ in list(bars.bars.values()):
+                bars.close(stage)
 
 
 def _run_stage(stage: Stage, threads: int, log: str) -> float:

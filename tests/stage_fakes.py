@@ -13,7 +13,12 @@ class SleepStage:
     seconds: float
     after: list[str] = field(default_factory=list)
     fail: bool = False
+    steps: int = 0
+    """Metrics lines to log while sleeping, as a trainer logs its steps."""
     summary_file = "summary.json"
+
+    def total_steps(self) -> int | None:
+        return self.steps or None
 
     def needs(self) -> list[str]:
         return self.after
@@ -30,7 +35,11 @@ class SleepStage:
     def run(self) -> None:
         start = time.time()
         print(f"{self.name} in process {os.getpid()}")
-        time.sleep(self.seconds)
+        for step in range(1, self.steps + 1):
+            time.sleep(self.seconds / (self.steps + 1))
+            with open(os.path.join(self.out, "metrics.jsonl"), "a") as f:
+                f.write(json.dumps({"step": step}) + "\n")
+        time.sleep(self.seconds / (self.steps + 1))
         if self.fail:
             raise RuntimeError(f"{self.name} failed on purpose")
         with open(os.path.join(self.out, self.summary_file), "w") as f:

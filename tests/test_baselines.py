@@ -1,5 +1,6 @@
 """baselines: an experiment end to end at micro scale, resuming and redoing stages, the report, the presets."""
 
+import io
 import json
 import os
 import re
@@ -262,6 +263,20 @@ def test_jobs_run_ready_stages_at_once_and_dependents_after_their_inputs(tmp_pat
     assert sorted(r["stage"] for r in _stage_log(str(tmp_path)) if r["status"] == "ran") == ["a", "b", "c", "d"]
 
 
+def test_each_running_stage_has_a_progress_bar_at_its_logged_step(tmp_path):
+    from baselines.runner import StageBars, _run_concurrently
+    from stage_fakes import SleepStage
+
+    screen = io.StringIO()
+    stages = [SleepStage("a", str(tmp_path / "a"), 1.5, steps=3), SleepStage("b", str(tmp_path / "b"), 0.2)]
+    bars = StageBars(file=screen, disable=False, mininterval=0, ncols=80)
+    _run_concurrently(str(tmp_path), stages, False, 2, {"a": "[1/2] a", "b": "[2/2] b"}, print, bars=bars)
+    shown = screen.getvalue()
+    assert "[1/2] a: 100%" in shown and "3/3" in shown  # the bar followed a's metrics.jsonl to its last step
+    assert "[2/2] b: " in shown  # a stage that logs no steps counts time only
+    assert not bars.bars  # all closed
+
+
 def test_a_failing_stage_stops_the_run_before_the_stages_that_need_it(tmp_path):
     from baselines.runner import _run_concurrently
     from stage_fakes import SleepStage
@@ -321,12 +336,15 @@ def test_tiny_arms_train_coupled_models_from_scratch(tmp_path):
     assert [s.name for s in sft] == ["sft/B", "sft/F", "sft/FB"]
     for stage in sft:
         c = stage.config
-        # built here with coupled positions (no stretch), 600 steps of 2-5-step problems with labels up to 9
+        # built here with coupled positions (no stretch), 600 steps of 2-5-step problems with labels up to 9; no
+        # evaluation of its own (the RL runs' step 0 evaluates the same model)
         assert (c.model, c.position_coupling, c.position_stretch) == (None, True, 1.0)
-        assert (c.steps_range, c.problem, c.examples // c.batch_size) == ((2, 5), {"max_label_offset": 4}, 600)
+        assert (c.steps_range, c.problem, c.optimizer_steps, c.eval_n) == ((2, 5), {"max_label_offset": 4}, 600, 0)
+        assert stage.total_steps() == 600
     rl = [s.config for s in stages if isinstance(s, RLStage)]
     assert {(c.per_device_train_batch_size, c.num_generations, c.max_steps, c.max_completion_length) for c in rl} \
         == {(64, 8, 100, 96)}  # 8 problems x 8 samples per step; the budget a search of 6-9 steps cannot meet
+    assert {s.total_steps() for s in stages if isinstance(s, RLStage)} == {100}
 
 
 def test_algo_ppo_reaches_every_rl_stage_and_generates_without_vllm(tmp_path):

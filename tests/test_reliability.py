@@ -10,7 +10,7 @@ import time
 import pytest
 
 from trainers.rl import last_checkpoint
-from trainers.runlog import MetricsLog
+from trainers.runlog import MetricsLog, last_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -77,6 +77,19 @@ def test_truncation_drops_a_torn_last_line_and_refuses_a_corrupt_one(tmp_path):
     log.write(4, "train", {})
     with pytest.raises(ValueError, match=r"metrics.jsonl:4: not a JSON line"):
         log.truncate_after(4)
+
+
+def test_last_step_reads_the_last_whole_line_of_a_file_still_being_written(tmp_path):
+    log = MetricsLog(str(tmp_path))
+    assert last_step(log.path) is None  # no file yet
+    for step in (0, 10, 20):
+        log.write(step, "train", {"loss": 1.0, "pad": "x" * 300})
+    assert last_step(log.path) == 20
+    with open(log.path, "a") as f:
+        f.write('{"phase": "train", "step": 30, "lo')  # a write in progress
+    assert last_step(log.path) == 20
+    assert last_step(log.path, tail=400) == 20  # the tail starts inside the line of step 10
+    assert last_step(log.path, tail=200) is None  # no whole line in it
 
 
 def test_a_checkpoint_the_kill_left_half_written_is_skipped(tmp_path):

@@ -168,6 +168,8 @@ def test_sft_stops_once_the_logged_loss_is_below_stop_loss(tmp_path):
 
     assert run(100.0) == 2  # the first logged loss is below 100
     assert run(1e-9) == 8  # never reached: all 128 / 16 steps
+    assert SFTRunConfig(examples=128, batch_size=16).optimizer_steps == 8 * 20  # the default 20 epochs
+    assert SFTRunConfig(examples=100, epochs=2.5, batch_size=8, grad_accum=2).optimizer_steps == 250 // 16
     with pytest.raises(ValueError, match="^stop_loss: expected >= 0"):
         SFTRunConfig(out="x", stop_loss=-1).validate()
 

@@ -12,7 +12,7 @@ import json
 import os
 from typing import Any
 
-__all__ = ["MetricsLog", "metrics_callback", "write_json"]
+__all__ = ["MetricsLog", "last_step", "metrics_callback", "write_json"]
 
 
 def write_json(path: str, obj: Any) -> None:
@@ -68,6 +68,24 @@ class MetricsLog:
             f.writelines(kept)
         os.replace(tmp, self.path)
         return records
+
+
+def last_step(path: str, tail: int = 1 << 16) -> int | None:
+    """The step of the last whole line of a metrics file that may still be written to (None if it has none yet);
+    reads its last ``tail`` bytes only, so that polling a long run stays cheap."""
+    try:
+        with open(path, "rb") as f:
+            start = max(0, f.seek(0, os.SEEK_END) - tail)
+            f.seek(start)
+            lines = f.read().split(b"\n")[:-1]  # what follows the last newline is a line still being written
+    except FileNotFoundError:
+        return None
+    for line in reversed(lines[1:] if start else lines):  # a tail that starts inside a line cuts it
+        try:
+            return int(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 def metrics_callback(log: MetricsLog, phase: str, drop: tuple[str, ...] = ()):

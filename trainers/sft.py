@@ -76,6 +76,11 @@ class SFTRunConfig:
     def __post_init__(self) -> None:
         self.steps_range = tuple(self.steps_range)  # YAML gives a list
 
+    @property
+    def optimizer_steps(self) -> int:
+        """Steps of the whole run (``stop_loss`` may end it sooner): ``epochs`` passes over the examples."""
+        return max(1, int(self.examples * self.epochs) // (self.batch_size * self.grad_accum))
+
     def validate(self) -> None:
         if not self.out:
             raise ValueError("out: a run directory is required")
@@ -276,12 +281,11 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
         order = order * math.ceil(cfg.epochs)
     else:
         order = shuffled_order(len(records), math.ceil(cfg.epochs), cfg.seed)
-    total_steps = max(1, int(len(records) * cfg.epochs) // batch)
     dataset = Dataset.from_list(list(_conversations(records[i] for i in order)))
     on_gpu = torch.cuda.is_available()
     args = SFTConfig(
         output_dir=os.path.join(cfg.out, "checkpoints"),
-        max_steps=total_steps,
+        max_steps=cfg.optimizer_steps,
         per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum,
         learning_rate=cfg.lr,
