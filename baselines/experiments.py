@@ -74,12 +74,13 @@ SCALES: dict[str, Scale] = {
                   # labels up to 9 in 2-5-step SFT data, so that 6-9-step problems hold no unseen label; position ids
                   # coupled to the step labels, so that every look-up of a longer chain is at a distance seen in
                   # training (FB after RL on 6-9: 0.42 -> 0.96, docs/reproduction.md); 600 steps: FB's loss drops
-                  # between steps 350 and 550 (later on one thread), and FB after 500 steps failed on inversion; no
+                  # at steps 250-400 or 300-500+ by the data order, and FB after 500 steps failed on inversion; no
                   # SFT evaluation: the RL runs' step 0 evaluates the same models on the validation sets of the table
                   sft=dict(problem={"max_label_offset": 4}, data_seed=2, examples=19200, position_coupling=True,
                            eval_n=0),
-                  # 100 steps: FB's 6-9 greedy was 0.71 at step 50, 0.96 at 100; batches of 8 problems x 8 samples:
-                  # with 4 problems most steps had no reward signal and B's RL on 6-9 collapsed (docs/reproduction.md)
+                  # 100 steps: FB's 6-9 greedy was 0.78 at step 50, 0.89 at 75, 0.99 at 100; batches of 8 problems
+                  # x 8 samples: with 4 problems most steps had no reward signal and B's RL on 6-9 collapsed
+                  # (docs/reproduction.md)
                   rl=dict(max_steps=100, eval_every=50, eval_n=100, save_steps=50)),
     "qwen1.5b": Scale("qwen1.5b", "qwen1.5b"),
 }
