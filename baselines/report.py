@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from ffreason_env import ALIGNED, read_jsonl
+from trainers.runlog import METRICS_FILE
 
 from .experiments import (AMPLIFICATION_SHARES, ARM_ORDER, COMPOSITION_PARTS, EXPERIMENTS, EvalStage, RLStage,
                           SFTStage, plan, read_manifest)
@@ -58,7 +59,7 @@ class _Logs:
         if stage.name not in self._metrics:
             evals: dict[int, dict] = defaultdict(dict)
             train: dict[int, dict] = {}
-            path = os.path.join(stage.out, "metrics.jsonl")
+            path = os.path.join(stage.out, METRICS_FILE)
             for r in read_jsonl(path) if os.path.exists(path) else []:
                 if r["phase"] == "eval":
                     evals[r["step"]].update(r)

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
-from trainers.runlog import last_step, write_json
+from trainers.runlog import METRICS_FILE, last_step, write_json
 
 from .experiments import MANIFEST, Stage, plan, read_manifest
 from .report import STAGE_LOG, Report, write_report
@@ -96,7 +96,7 @@ class StageBars:
 
     def refresh(self) -> None:
         for stage, bar in self.bars.values():
-            step = last_step(os.path.join(stage.out, "metrics.jsonl"))
+            step = last_step(os.path.join(stage.out, METRICS_FILE))
             if step is not None and step > bar.n:
                 bar.update(step - bar.n)
 

@@ -12,7 +12,10 @@ import json
 import os
 from typing import Any
 
-__all__ = ["MetricsLog", "last_step", "metrics_callback", "write_json"]
+__all__ = ["METRICS_FILE", "MetricsLog", "last_step", "metrics_callback", "write_json"]
+
+METRICS_FILE = "metrics.jsonl"
+"""A run directory's metrics log: written by :class:`MetricsLog`, read by reports and progress bars."""
 
 
 def write_json(path: str, obj: Any) -> None:
@@ -28,7 +31,7 @@ def write_json(path: str, obj: Any) -> None:
 class MetricsLog:
     """Appends ``{"step": s, "phase": ..., **metrics}`` lines to ``RUN_DIR/metrics.jsonl``."""
 
-    def __init__(self, run_dir: str, filename: str = "metrics.jsonl") -> None:
+    def __init__(self, run_dir: str, filename: str = METRICS_FILE) -> None:
         os.makedirs(run_dir, exist_ok=True)
         self.path = os.path.join(run_dir, filename)
 
