@@ -2,91 +2,107 @@
 
 The console script points here rather than at ``trainers.cli`` because the
 layering is one way (baselines -> trainers): trainers cannot know the
-experiments, so this module takes the trainers' parser and adds two commands.
+experiments, so this module adds two commands to the trainers' ones.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-import textwrap
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import tyro
 
 from trainers import cli as trainers_cli
+from trainers.presets import DEFAULT_PRESET, names
+from trainers.rl_config import ALGORITHMS
 
-from .experiments import EXPERIMENTS, SCALES
+from .experiments import EXPERIMENTS
 
-__all__ = ["main", "build_parser"]
+__all__ = ["ReproduceConfig", "ReportConfig", "COMMANDS", "main"]
 
-_PRESETS_HELP = (
-    "micro: seconds, for tests (a few examples and RL steps); "
-    "tiny: the from-scratch model on a CPU (the trainers' tiny SFT and RL presets); "
-    "qwen1.5b: the study's setup on a GPU (Qwen2.5-1.5B-Instruct + LoRA r64/alpha128, SFT 20 epochs on 2048 "
-    "examples, GRPO batch 32 group 8 beta 0.05 T 0.7 lr 1e-5 for 500 steps, vLLM colocate)"
-)
+ExperimentName = Literal[tuple(EXPERIMENTS)]  # type: ignore[valid-type]
+PresetName = Literal[tuple(names())]  # type: ignore[valid-type]
+AlgoName = Literal[tuple(ALGORITHMS)]  # type: ignore[valid-type]
 
 
-def _cmd_reproduce(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class ReproduceConfig:
+    """``ffreason reproduce``: one of the study's experiments, end to end, with its report."""
+
+    experiment: tyro.conf.Positional[ExperimentName]
+    """The experiment (listed above)."""
+    out: str = ""
+    """Run directory of the whole experiment (required); each stage writes to a sub-directory of it."""
+    preset: PresetName = DEFAULT_PRESET
+    """The preset every stage starts from (trainers/presets/NAME.yaml): micro (seconds, for tests), tiny (the
+    from-scratch model on a CPU), qwen1.5b (the study's Qwen2.5-1.5B-Instruct + LoRA, GRPO with vLLM, on a GPU)."""
+    algo: AlgoName = "grpo"
+    """RL algorithm of every RL stage: TRL's GRPO (the study's) or the project's PPO."""
+    force: bool = False
+    """Redo every stage, even those already done."""
+    jobs: int = 1
+    """Run up to N stages at once whose inputs are ready (the arms are independent), each in its own process with
+    CPU cores / N torch threads, its output in RUN_DIR/STAGE/stage.log and a progress bar in the terminal; on 2
+    cores, 2 one-thread stages do 1.3x the work of one two-thread stage (make demo uses it); keep 1 on a single
+    GPU."""
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """``ffreason report``: rebuild a reproduction's report from what its stages logged."""
+
+    run_dir: tyro.conf.Positional[str]
+    """A ``ffreason reproduce`` run directory (a partial one too)."""
+
+
+def _reproduce(argv: list[str], prog: str) -> int:
+    from trainers.settings import parse_flags
+
     from .runner import reproduce
 
-    report = reproduce(args.experiment, args.preset, args.out, algo=args.algo, force=args.force, jobs=args.jobs)
-    print(report.headline)
-    print(f"report: {report.path}")
-    return 0
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
-
-    report = write_report(args.run_dir)
-    print(report.headline)
-    print(f"report: {report.path}")
-    return 0
-
-
-def _add_commands(sub) -> None:
     experiments = "\n".join(f"  {name:<14} {e.summary}" for name, e in EXPERIMENTS.items())
-    r = sub.add_parser(
-        "reproduce", help="run one of the study's experiments end to end and write its report",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=textwrap.fill(
-            "Run an experiment of the study as stages (SFT arms, RL runs, evaluations), each in its own "
-            "sub-directory of --out (sft/FB, rl-6-9/FB, ...). A stage whose summary file exists is skipped, so "
-            "rerunning the same command resumes an interrupted reproduction (an RL run continues from its last "
-            "checkpoint); --force redoes every stage. Then writes RUN_DIR/report.md with tables and PNG plots "
-            "(RUN_DIR/plots/) and prints the main table.", 100) + "\n\nexperiments:\n" + experiments,
-    )
-    r.add_argument("experiment", choices=list(EXPERIMENTS), metavar="EXPERIMENT",
-                   help=f"one of: {', '.join(EXPERIMENTS)}")
-    r.add_argument("--preset", choices=list(SCALES), default="tiny", help=_PRESETS_HELP + " (default %(default)s)")
-    r.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory of the whole experiment")
-    r.add_argument("--algo", choices=["grpo", "ppo"], default="grpo",
-                   help="RL algorithm: TRL's GRPO (the study's) or the project's PPO (default %(default)s)")
-    r.add_argument("--force", action="store_true", help="redo every stage, even those already done")
-    r.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="run up to N stages at once whose inputs are ready (the arms are independent), each in its own "
-                        "process with CPU cores / N torch threads, its output in RUN_DIR/STAGE/stage.log and a "
-                        "progress bar in the terminal; on 2 cores, 2 one-thread stages do 1.3x the work of one "
-                        "two-thread stage (make demo uses it); keep 1 on a single GPU (default %(default)s)")
-    r.set_defaults(func=_cmd_reproduce)
-
-    p = sub.add_parser(
-        "report", help="rewrite RUN_DIR/report.md and its plots from the logged metrics",
-        description="Rebuild RUN_DIR/report.md and RUN_DIR/plots/*.png of a 'ffreason reproduce' run directory from "
-                    "the metrics its stages logged (no model is loaded); works on a partial run too.",
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.set_defaults(func=_cmd_report)
+    cfg = parse_flags(ReproduceConfig, argv, None, prog,
+                      "Run an experiment of the study as stages (SFT arms, RL runs, evaluations), each in its own "
+                      "sub-directory of --out (sft/FB, rl-6-9/FB, ...), built from the preset exactly as ffreason "
+                      "sft/rl --preset build them. A stage whose summary file exists is skipped, so rerunning the same "
+                      "command resumes an interrupted reproduction (an RL run continues from its last checkpoint); "
+                      "--force redoes every stage. Then writes RUN_DIR/report.md with tables and PNG plots "
+                      f"(RUN_DIR/plots/) and prints the main table.\n\nexperiments:\n{experiments}")
+    if not cfg.out:
+        raise ValueError("out: a run directory is required (--out RUN_DIR)")
+    report = reproduce(cfg.experiment, cfg.preset, cfg.out, algo=cfg.algo, force=cfg.force, jobs=cfg.jobs)
+    print(report.headline)
+    print(f"report: {report.path}")
+    return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    return trainers_cli.build_parser(_add_commands, description=(
-        "Train and evaluate language models on the ffreason finite-field environments, and reproduce the "
-        "study's experiments (reproduce, report)."))
+def _report(argv: list[str], prog: str) -> int:
+    from trainers.settings import parse_flags
+
+    from .experiments import write_report
+
+    cfg = parse_flags(ReportConfig, argv, None, prog,
+                      "Rebuild RUN_DIR/report.md and RUN_DIR/plots/*.png of a 'ffreason reproduce' run directory from "
+                      "the metrics its stages logged (no model is loaded); works on a partial run too.")
+    report = write_report(cfg.run_dir)
+    print(report.headline)
+    print(f"report: {report.path}")
+    return 0
+
+
+COMMANDS = {
+    **trainers_cli.COMMANDS,
+    "reproduce": trainers_cli.Command("run one of the study's experiments end to end and write its report",
+                                      _reproduce),
+    "report": trainers_cli.Command("rewrite RUN_DIR/report.md and its plots from the logged metrics", _report),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return trainers_cli.main(argv, build_parser())
+    return trainers_cli.main(argv, COMMANDS, description=(
+        "Train and evaluate language models on the ffreason finite-field environments, and reproduce the "
+        "study's experiments (reproduce, report)."))
 
 
 if __name__ == "__main__":  # pragma: no cover

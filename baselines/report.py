@@ -1,4 +1,4 @@
-"""``RUN_DIR/report.md`` and ``RUN_DIR/plots/*.png``, rebuilt from what the stages logged; no model is loaded.
+"""The report's parts: what the stages logged, tables, plots, and one section per experiment; no model is loaded.
 
 Sources, per stage: RL runs' ``metrics.jsonl`` (``eval`` lines: greedy
 validation before the first step, every ``eval_every`` steps and at the end;
@@ -6,6 +6,8 @@ validation before the first step, every ``eval_every`` steps and at the end;
 ``completions.jsonl``; evaluation stages' ``eval_summary.json``. After-SFT
 numbers are the RL runs' step-0 evaluations. A stage that has not finished
 shows as ``-``, so a report of an interrupted run is still a report.
+:func:`baselines.experiments.write_report` puts an experiment's section and the
+common parts together into ``RUN_DIR/report.md``.
 """
 
 from __future__ import annotations
@@ -17,16 +19,14 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from ffreason_env import ALIGNED, read_jsonl
-from trainers.runlog import METRICS_FILE
+from trainers.evaluation import eval_set_name
+from trainers.runlog import COMPLETIONS_FILE, CONFIG_FILE, METRICS_FILE
 
-from .experiments import (AMPLIFICATION_SHARES, ARM_ORDER, COMPOSITION_PARTS, EXPERIMENTS, EvalStage, RLStage,
-                          SFTStage, plan, read_manifest)
-from .study import CLAIMS, SOURCE, TABLE1
+from .stages import STAGE_LOG, EvalStage, RLStage, SFTStage
+from .study import AMPLIFICATION_SHARES, ARM_ORDER, COMPOSITION_PARTS, SOURCE
 
-__all__ = ["Report", "write_report", "STAGE_LOG"]
+__all__ = ["Report", "Section", "Logs", "selection", "improvement", "amplification", "composition", "document"]
 
-STAGE_LOG = "stages.jsonl"
-"""``RUN_DIR/stages.jsonl``: one line per stage and run (``ran`` or ``skipped``), written by the runner."""
 KINDS = ("evaluation", "inversion")
 NA = "-"
 
@@ -39,10 +39,21 @@ class Report:
     """The experiment's main table (markdown), printed at the end of a reproduction."""
 
 
+@dataclass(frozen=True)
+class Section:
+    """An experiment's part of the report."""
+
+    headline: str
+    """Its main table (markdown)."""
+    markdown: list[str]
+    plots: list[str]
+    """Paths of its plots, relative to the run directory."""
+
+
 # --- what the stages logged
 
 
-class _Logs:
+class Logs:
     """Read-once access to the stages' files."""
 
     def __init__(self, run_dir: str, stages: list) -> None:
@@ -85,7 +96,7 @@ class _Logs:
         return None
 
     def completions(self, stage: RLStage) -> list[dict]:
-        path = os.path.join(stage.out, "completions.jsonl")
+        path = os.path.join(stage.out, COMPLETIONS_FILE)
         return read_jsonl(path) if os.path.exists(path) else []
 
     def eval_summary(self, stage: EvalStage) -> dict | None:
@@ -123,7 +134,7 @@ def _eval_n(stage: RLStage) -> int | None:
     """Problems per validation set, as the run recorded it in its config.yaml."""
     import yaml
 
-    path = os.path.join(stage.out, "config.yaml")
+    path = os.path.join(stage.out, CONFIG_FILE)
     if not os.path.exists(path):
         return None
     with open(path, encoding="utf-8") as f:
@@ -155,7 +166,7 @@ def _save(fig, run_dir: str, name: str) -> str:
     return f"plots/{name}"
 
 
-def _rl_grid(logs: _Logs, title: str):
+def _rl_grid(logs: Logs, title: str):
     """A figure with one subplot per RL run: rows are the RL data, columns the arms (plan order)."""
     plt = _pyplot()
     rows = list(dict.fromkeys(s.data for s in logs.rl()))
@@ -180,7 +191,7 @@ def _kinds(m: dict, prefix: str) -> list[str]:
     return [k for k in (*KINDS, "composition") if f"{prefix}/{k}/accuracy" in m]
 
 
-def plot_accuracy_vs_rl_step(logs: _Logs) -> str:
+def plot_accuracy_vs_rl_step(logs: Logs) -> str:
     """Greedy validation accuracy per kind (colour) and validation set (line style) against the RL step."""
     fig, cells = _rl_grid(logs, "greedy validation accuracy per kind vs RL step")
     styles = ["-", "--", ":", "-."]
@@ -190,7 +201,7 @@ def plot_accuracy_vs_rl_step(logs: _Logs) -> str:
             continue
         steps = list(evals)
         for j, (lo, hi) in enumerate(stage.config.eval_ranges):
-            prefix = f"eval_{lo}-{hi}"
+            prefix = eval_set_name(lo, hi)
             for kind in _kinds(evals[steps[0]], prefix):
                 ax.plot(steps, [evals[s].get(f"{prefix}/{kind}/accuracy") for s in steps], styles[j % 4],
                         color=_COLOURS[kind], marker=".", label=f"{kind}, {lo}-{hi} steps")
@@ -216,7 +227,7 @@ def _moving_average(values: list[float], window: int) -> list[float]:
     return out
 
 
-def plot_strategy_vs_rl_step(logs: _Logs) -> str:
+def plot_strategy_vs_rl_step(logs: Logs) -> str:
     """Fraction of forward responses per kind against the RL step: the picture of strategy selection.
 
     Lines: the sampled training completions (moving average); dots: greedy answers on the validation set of the
@@ -256,12 +267,12 @@ def _per_steps(m: dict | None) -> dict[int, float]:
     return dict(sorted(out.items()))
 
 
-def _before_after(logs: _Logs, arm: str) -> list[tuple[str, dict | None]]:
+def _before_after(logs: Logs, arm: str) -> list[tuple[str, dict | None]]:
     return [("after SFT", logs.after_sft(arm))] + [
         (f"after RL on {data}", logs.after_rl(data, arm)) for data in dict.fromkeys(s.data for s in logs.rl(arm=arm))]
 
 
-def plot_accuracy_vs_steps(logs: _Logs, arms: list[str]) -> str:
+def plot_accuracy_vs_steps(logs: Logs, arms: list[str]) -> str:
     """Greedy accuracy per number of steps of the problem, before and after each RL run."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(arms), figsize=(4 * len(arms), 3), squeeze=False, sharey=True, layout="constrained")
@@ -285,7 +296,10 @@ def plot_accuracy_vs_steps(logs: _Logs, arms: list[str]) -> str:
 # --- one section per experiment: its headline table, its markdown lines, and its own plot where it has one
 
 
-def _selection(logs: _Logs, published: bool) -> tuple[str, list[str]]:
+def selection(logs: Logs, experiment) -> Section:
+    """Table 1 on 6-9 steps (beside ``experiment.published``, the study's, where it has it), the same on 2-5 steps,
+    and the aligned fraction of each RL run's samples, first -> last tenth of its steps."""
+    published = experiment.published
     arms = [a for a in ARM_ORDER if logs.rl(arm=a)]
     datas = list(dict.fromkeys(s.data for s in logs.rl()))
 
@@ -296,17 +310,17 @@ def _selection(logs: _Logs, published: bool) -> tuple[str, list[str]]:
         rows = []
         for arm in arms:
             row = [arm, _triple(logs.after_sft(arm), eval_set)]
-            row += [" / ".join(f"{v:.1f}" for v in TABLE1[arm]["sft"])] if with_study else []
+            row += [" / ".join(f"{v:.1f}" for v in published[arm]["sft"])] if with_study else []
             for data in datas:
                 row.append(_triple(logs.after_rl(data, arm), eval_set))
-                row += [" / ".join(f"{v:.1f}" for v in TABLE1[arm][data])] if with_study else []
+                row += [" / ".join(f"{v:.1f}" for v in published[arm][data])] if with_study else []
             rows.append(row)
         return _table(header, rows)
 
     stage = logs.rl()[0]
     n = _eval_n(stage)
     ours = f"ours: greedy accuracy (%) of the {stage.config.algo.upper()} runs on {n if n else '?'} validation problems"
-    headline = table("eval_6-9", published)
+    headline = table(eval_set_name(6, 9), published is not None)
     aligned = []
     for run in logs.rl():
         rows = logs.completions(run)
@@ -323,7 +337,7 @@ def _selection(logs: _Logs, published: bool) -> tuple[str, list[str]]:
         "",
         "## The same on 2-5-step validation",
         "",
-        table("eval_2-5", False),
+        table(eval_set_name(2, 5), False),
         "",
         "## Strategy selection: aligned fraction (%) of sampled responses, first -> last tenth of RL steps",
         "",
@@ -333,10 +347,12 @@ def _selection(logs: _Logs, published: bool) -> tuple[str, list[str]]:
         _table(["arm", "RL data", "evaluation: forward", "inversion: backward"], aligned),
         "",
     ]
-    return headline, md
+    return Section(headline, md, [plot_accuracy_vs_steps(logs, arms), plot_accuracy_vs_rl_step(logs),
+                                  plot_strategy_vs_rl_step(logs)])
 
 
-def _improvement(logs: _Logs) -> tuple[str, list[str]]:
+def improvement(logs: Logs, experiment) -> Section:
+    """Greedy accuracy per number of steps before and after each RL run, and per kind per validation set."""
     arms = [a for a in ARM_ORDER if logs.rl(arm=a)]
     all_steps = sorted({k for arm in arms for _, m in _before_after(logs, arm) for k in _per_steps(m)})
     rows, kind_rows = [], []
@@ -345,8 +361,9 @@ def _improvement(logs: _Logs) -> tuple[str, list[str]]:
             per = _per_steps(m)
             rows.append([arm, label] + [_pct(per.get(k)) for k in all_steps])
             kind_rows.append([arm, label] + [
-                " / ".join(_pct((m or {}).get(f"eval_{r}/{kind}/accuracy")) for kind in ("inversion", "evaluation"))
-                for r in ("2-5", "6-9", "10-15")])
+                " / ".join(_pct((m or {}).get(f"{eval_set_name(*r)}/{kind}/accuracy"))
+                           for kind in ("inversion", "evaluation"))
+                for r in ((2, 5), (6, 9), (10, 15))])
     headline = _table(["arm", "model"] + [str(k) for k in all_steps], rows)
     md = [
         "## Greedy accuracy (%) per number of steps",
@@ -358,7 +375,8 @@ def _improvement(logs: _Logs) -> tuple[str, list[str]]:
         _table(["arm", "model", "2-5", "6-9", "10-15"], kind_rows),
         "",
     ]
-    return headline, md
+    return Section(headline, md, [plot_accuracy_vs_steps(logs, arms), plot_accuracy_vs_rl_step(logs),
+                                  plot_strategy_vs_rl_step(logs)])
 
 
 def _window(rows: list[dict], first: bool) -> list[dict]:
@@ -381,7 +399,8 @@ def _window_fractions(rows: list[dict], first: bool) -> dict[str, float | None]:
     return {kind: _fraction(window, kind, "forward") for kind in ("all", *KINDS)}
 
 
-def _amplification(logs: _Logs) -> tuple[str, list[str], str]:
+def amplification(logs: Logs, experiment) -> Section:
+    """The forward fraction of each run's samples against the evaluation share of its RL data."""
     plt = _pyplot()
     rows, points = [], []
     for share in AMPLIFICATION_SHARES:
@@ -415,10 +434,11 @@ def _amplification(logs: _Logs) -> tuple[str, list[str], str]:
     md = ["## Forward fraction vs evaluation share of the RL data", "", headline, "",
           "Samples: the RL run's own completions (temperature sampling). The validation sets of these runs have the "
           "RL data's mix of kinds.", ""]
-    return headline, md, plot
+    return Section(headline, md, [plot, plot_accuracy_vs_rl_step(logs), plot_strategy_vs_rl_step(logs)])
 
 
-def _composition(logs: _Logs) -> tuple[str, list[str], str]:
+def composition(logs: Logs, experiment) -> Section:
+    """Greedy accuracy per number of parts, after SFT and after RL, with and without compositions in SFT."""
     plt = _pyplot()
     evals = [s for s in logs.stages if isinstance(s, EvalStage)]
     rows = []
@@ -443,53 +463,31 @@ def _composition(logs: _Logs) -> tuple[str, list[str], str]:
     headline = _table(["SFT data", "model"] + [f"{k} parts" for k in COMPOSITION_PARTS], rows)
     n = evals[0].n if evals else "?"
     md = [f"## Greedy accuracy (%) per number of parts ({n} problems per set, 2-5 steps per part)", "", headline, ""]
-    return headline, md, plot
+    return Section(headline, md, [plot, plot_accuracy_vs_rl_step(logs)])  # parts mix strategies: no strategy plot
 
 
-def write_report(run_dir: str) -> Report:
-    """Write ``RUN_DIR/report.md`` and its plots from the logged metrics of the experiment the directory holds."""
-    manifest = read_manifest(run_dir)
-    experiment = manifest["experiment"]
-    logs = _Logs(run_dir, plan(experiment, manifest["preset"], run_dir, manifest["algo"]))
-    plots: list[str] = []
-    if experiment in ("selection", "gf13"):
-        headline, md = _selection(logs, published=experiment == "selection")
-        plots.append(plot_accuracy_vs_steps(logs, [a for a in ARM_ORDER if logs.rl(arm=a)]))
-    elif experiment == "improvement":
-        headline, md = _improvement(logs)
-        plots.append(plot_accuracy_vs_steps(logs, [a for a in ARM_ORDER if logs.rl(arm=a)]))
-    elif experiment == "amplification":
-        headline, md, plot = _amplification(logs)
-        plots.append(plot)
-    else:
-        headline, md, plot = _composition(logs)
-        plots.append(plot)
-    plots.append(plot_accuracy_vs_rl_step(logs))
-    if experiment != "composition":  # composition responses mix strategies per part
-        plots.append(plot_strategy_vs_rl_step(logs))
-
+def document(logs: Logs, name: str, summary: str, manifest: dict, section: Section, claims) -> str:
+    """The whole ``report.md``: title, the experiment's section, the study's claims, the plots, the stages."""
     seconds = logs.seconds()
     status = [[s.name, "done" if s.done() else ("partial" if os.path.exists(s.out) else "not run"),
                f"{seconds[s.name]:.0f}" if s.name in seconds else NA, s.describe()] for s in logs.stages]
     text = [
-        f"# {experiment}: {EXPERIMENTS[experiment].summary}",
+        f"# {name}: {summary}",
         "",
-        f"Preset `{manifest['preset']}`, RL algorithm `{manifest['algo']}`. Regenerate with `ffreason report {run_dir}`.",
+        f"Preset `{manifest['preset']}`, RL algorithm `{manifest['algo']}`. Regenerate with "
+        f"`ffreason report {logs.run_dir}`.",
         "",
-        *md,
+        *section.markdown,
         "## What the study reports",
         "",
-        *[f"- {claim}" for claim in CLAIMS[experiment]],
+        *[f"- {claim}" for claim in claims],
         "",
         "## Plots",
         "",
-        *[f"![{os.path.basename(p)}]({p})\n" for p in plots],
+        *[f"![{os.path.basename(p)}]({p})\n" for p in section.plots],
         "## Stages",
         "",
         _table(["stage", "state", "wall s", "what"], status),
         "",
     ]
-    path = os.path.join(run_dir, "report.md")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(text))
-    return Report(path, headline)
+    return "\n".join(text)

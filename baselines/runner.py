@@ -26,10 +26,11 @@ from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
-from trainers.runlog import METRICS_FILE, last_step, write_json
+from trainers.runlog import METRICS_FILE, last_step
 
-from .experiments import MANIFEST, Stage, plan, read_manifest
-from .report import STAGE_LOG, Report, write_report
+from .experiments import plan, write_report
+from .report import Report
+from .stages import MANIFEST, STAGE_LOG, Stage, read_manifest, write_manifest
 
 __all__ = ["reproduce"]
 
@@ -46,7 +47,7 @@ def reproduce(experiment: str, preset: str, run_dir: str, algo: str = "grpo", fo
         if {k: held.get(k) for k in manifest} != manifest:
             raise ValueError(f"out: {run_dir!r} holds {held['experiment']} --preset {held['preset']} --algo "
                              f"{held['algo']}; choose another directory or redo it with --force")
-    write_json(os.path.join(run_dir, MANIFEST), manifest)
+    write_manifest(run_dir, manifest)
     heads = {stage.name: f"[{i}/{len(stages)}] {stage.name}" for i, stage in enumerate(stages, 1)}
     todo = []
     for stage in stages:

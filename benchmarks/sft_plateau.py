@@ -13,8 +13,8 @@ batch order:
 
 - ``random``: uniform batches, packed (what ``ffreason sft`` does);
 - ``length``: chunks of 64 batches sorted by length, batches shuffled (what
-  it did before session 4: a search's length is its answer's position in
-  symbol order, so such a batch shares its answer);
+  it did until 2026-11-30, 619dbd9: a search's length is its answer's
+  position in symbol order, so such a batch shares its answer);
 - ``shape``: chunks sorted by (kind, strategy, steps), no answer shared.
 
 The loop is plain PyTorch (AdamW, linear warm-up over 50 steps, then a

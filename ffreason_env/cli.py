@@ -3,81 +3,61 @@
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
+import inspect
 import json
 import sys
+import textwrap
+import typing
 from typing import Sequence
 
-from .config import KINDS, PART_KINDS, ProblemConfig
+from .config import ProblemConfig
 from .export import ARMS, rl_records, sft_records, to_dataset, write_jsonl
-from .field import OPS
 from .problem import generate
 from .prompts import render_prompt
 from .traces import ALIGNED, STRATEGIES, write_trace
 from .verifier import verify
 
-__all__ = ["main", "add_config_args", "config_from_args", "steps_range_arg"]
+__all__ = ["main", "add_config_args", "config_from_args"]
 
 
-def steps_range_arg(text: str) -> tuple[int, int]:
-    lo, _, hi = text.partition("-")
-    try:
-        return int(lo), int(hi or lo)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or MIN-MAX, got {text!r}") from None
-
-
-def _weights(text: str) -> list[float]:
-    try:
-        return [float(w) for w in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+def _field_docs(cls) -> dict[str, str]:
+    """The docstring under each field of a dataclass (the text ``--help`` shows), read from its source."""
+    docs, body = {}, ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
+    for node, after in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr) \
+                and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str):
+            docs[node.target.id] = " ".join(after.value.value.split()).replace("%", "%%")
+    return docs
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
-    """The ProblemConfig knobs as command-line options (defaults: ProblemConfig's)."""
-    d = ProblemConfig()
-    g = parser.add_argument_group("problem config")
-    g.add_argument("--p", type=int, default=d.p, help="prime order of the field (default %(default)s)")
-    g.add_argument(
-        "--steps", type=steps_range_arg, default=(d.min_steps, d.max_steps), metavar="N|MIN-MAX",
-        help="operations per chain (per part for compositions), e.g. 3 or 2-5 (default 2-5)",
-    )
-    g.add_argument(
-        "--ops", default=",".join(d.ops), help=f"comma-separated operations from {','.join(OPS)} (default %(default)s)"
-    )
-    g.add_argument(
-        "--kinds", default=",".join(d.problem_types),
-        help=f"comma-separated problem types from {','.join(KINDS)} (default %(default)s)",
-    )
-    g.add_argument("--weights", type=_weights, default=None, help="mix weights, one per kind, e.g. 3,1")
-    g.add_argument("--parts", type=steps_range_arg, default=(d.min_parts, d.max_parts), metavar="N|MIN-MAX",
-                   help="parts per composition (default 2-3)")
-    g.add_argument("--part-kinds", default=",".join(d.part_types),
-                   help=f"kinds of composition parts, from {','.join(PART_KINDS)} (default %(default)s)")
-    g.add_argument("--symbol-seed", type=int, default=d.symbol_seed, help="seed of the symbol permutation")
-    g.add_argument("--symbol-prefix", default=d.symbol_prefix, help="symbols are PREFIX0..PREFIX{p-1}")
+    """Every ProblemConfig field as an option named after it (``--problem.min-steps``), help from its docstring,
+    defaults ProblemConfig's: the spelling ``ffreason``'s commands use for their problem settings too."""
+    g = parser.add_argument_group("problem config (ProblemConfig fields)")
+    hints, docs, default = typing.get_type_hints(ProblemConfig), _field_docs(ProblemConfig), ProblemConfig()
+    for f in dataclasses.fields(ProblemConfig):
+        kind, value = hints[f.name], getattr(default, f.name)
+        options: dict = {"dest": f.name, "default": value,
+                         "help": f"{docs.get(f.name, '')} (default: %(default)s)"}
+        if kind is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        elif kind in (int, str):
+            options["type"] = kind
+        else:  # tuple[X, ...] or tuple[X, ...] | None
+            (item,) = {a for t in typing.get_args(kind) for a in (typing.get_args(t) or (t,)) if a not in (type(None), ...)}
+            options.update(nargs="+", type=item, metavar=item.__name__.upper())
+            if value is not None:
+                options["default"] = list(value)
+        g.add_argument("--problem." + f.name.replace("_", "-"), **options)
 
 
 def config_from_args(args: argparse.Namespace) -> ProblemConfig:
-    return ProblemConfig(
-        p=args.p,
-        min_steps=args.steps[0],
-        max_steps=args.steps[1],
-        ops=args.ops.split(","),
-        problem_types=args.kinds.split(","),
-        type_weights=args.weights,
-        min_parts=args.parts[0],
-        max_parts=args.parts[1],
-        part_types=args.part_kinds.split(","),
-        symbol_seed=args.symbol_seed,
-        symbol_prefix=args.symbol_prefix,
-    )
+    return ProblemConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ProblemConfig)})
 
 
 def _sample(args: argparse.Namespace) -> None:
-    if args.kind is not None:
-        args.kinds = args.kind
-        args.weights = None
     config = config_from_args(args)
     for index in range(args.index, args.index + args.n):
         problem = generate(config, args.seed, index)
@@ -129,7 +109,6 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="print problems, a reference trace for each, and its verdict",
                        description="Print problems with a reference trace and the verifier's verdict on it.")
     add_config_args(s)
-    s.add_argument("--kind", choices=KINDS, default=None, help="only this kind (overrides --kinds/--weights)")
     s.add_argument("--strategy", choices=[*STRATEGIES, "aligned"], default="aligned",
                    help="strategy of the trace: forward, backward, or the one that fits each kind (default)")
     s.add_argument("-n", type=int, default=3, help="number of problems (default %(default)s)")

@@ -12,7 +12,7 @@ from .config import ProblemConfig, check_int
 from .problem import Problem, generate
 from .prompts import render_prompt
 from .rewards import RewardSpec
-from .verifier import verify
+from .verifier import Verdict, verify
 
 __all__ = [
     "AnyText",
@@ -60,9 +60,10 @@ class FFReasonEnv(gym.Env[str, str]):
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode: {render_mode!r} is not one of {self.metadata['render_modes']}")
-        if self.problem_types is not None:
-            if "problem_types" in config or "type_weights" in config:
-                key = "problem_types" if "problem_types" in config else "type_weights"
+        if self.problem_types is not None:  # a fixed env accepts its own kinds, so a whole ProblemConfig can be passed
+            if tuple(config.get("problem_types", self.problem_types)) != self.problem_types or \
+                    config.get("type_weights") is not None:
+                key = "type_weights" if config.get("type_weights") is not None else "problem_types"
                 raise ValueError(
                     f"{key}: {type(self).__name__} is fixed to {self.problem_types}; use ffreason/Mixed-v0 to mix kinds"
                 )
@@ -103,16 +104,22 @@ class FFReasonEnv(gym.Env[str, str]):
         self._response, self.verdict = None, None
         return self._prompt, self._info()
 
+    def score(self, problem: Problem, response: str) -> tuple[float, Verdict]:
+        """``(reward, verdict)`` of ``response`` to ``problem`` under this env's reward options: what ``step``
+        returns, without an episode. Trainers that hold their problems call it directly."""
+        verdict = verify(problem, response)
+        return self.reward_spec(verdict), verdict
+
     def step(self, action: str) -> tuple[str, float, bool, bool, dict]:
-        """Verify ``action`` (the full response); the episode ends here."""
+        """Verify ``action`` (the full response) with :meth:`score`; the episode ends here."""
         if self.problem is None or self._response is not None:
             raise RuntimeError("step() needs a fresh episode: call reset() first")
-        self.verdict = verify(self.problem, action)
+        reward, self.verdict = self.score(self.problem, action)
         self._response = action
         info = self._info()
         # -1 for "none" keeps each key one type across envs, as gymnasium's vector envs need
         info.update({k: -1 if v is None else v for k, v in self.verdict.to_dict().items()})
-        return self._prompt, self.reward_spec(self.verdict), True, False, info
+        return self._prompt, reward, True, False, info
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":

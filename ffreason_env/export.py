@@ -7,6 +7,7 @@ import os
 import random
 from typing import Any, Iterable, Iterator
 
+from .atomic import atomic_write
 from .config import ProblemConfig
 from .problem import generate
 from .prompts import render_prompt
@@ -66,16 +67,12 @@ def rl_records(config: ProblemConfig, seed: int = 0, size: int = 1024) -> Iterat
 
 
 def write_jsonl(records: Iterable[dict[str, Any]], path: str | os.PathLike) -> int:
-    """Write one JSON object per line (atomically: a temp file renamed into place); return the count."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp"
+    """Write one JSON object per line (atomically); return the count."""
     n = 0
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(path) as f:
         for record in records:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             n += 1
-    os.replace(tmp, path)
     return n
 
 

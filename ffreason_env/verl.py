@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable, Iterator
 
+from .atomic import atomic_path
 from .config import ProblemConfig
 from .export import rl_records
 from .problem import Problem
@@ -45,11 +46,8 @@ def write_parquet(records: Iterable[dict[str, Any]], path: str | os.PathLike) ->
     except ImportError as e:  # pragma: no cover - depends on the install
         raise ImportError("write_parquet needs pyarrow: pip install pyarrow (or 'ffreason[train]')") from e
     rows = list(records)
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp"
-    pq.write_table(pa.Table.from_pylist(rows), tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.Table.from_pylist(rows), tmp)
     return len(rows)
 
 

@@ -8,23 +8,30 @@ strategy labels come from ``ffreason_env.verify`` only.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import comb
-from typing import Any, Iterable, Sequence
+from typing import Annotated, Any, Iterable, Sequence
 
-from ffreason_env import Problem, ProblemConfig, generate, render_prompt, verify, write_trace
+import tyro
+
+from ffreason_env import Problem, ProblemConfig, ProblemSet, render_prompt, verify, write_trace
+from ffreason_env.config import check_int
 
 from .generation import generate as sample
+from .settings import OMIT_PREFIX
 
 __all__ = [
     "VALIDATION_SEED",
     "EvalSettings",
+    "EvalRunConfig",
     "validation_set",
     "pass_at_k",
     "summarize",
     "evaluate",
     "format_report",
     "reference_max_tokens",
+    "eval_set_name",
+    "flatten",
 ]
 
 VALIDATION_SEED = 1_000_003
@@ -34,18 +41,70 @@ STRATEGY_LABELS = ("forward", "backward", "mixed", "unknown")
 
 @dataclass(frozen=True)
 class EvalSettings:
-    n: int = 500
+    """How a model is evaluated on a validation set."""
+
+    n: Annotated[int, tyro.conf.arg(aliases=("-n",))] = 500
+    """Validation problems (items 0..n-1 of the validation stream)."""
     samples: int = 0
     """Sampled completions per problem for pass@k and strategy fractions (0: greedy only)."""
     temperature: float = 1.0
+    """Sampling temperature of ``samples``."""
     max_new_tokens: int | None = None
-    """None: 1.25x the longest reference trace of the set (in the model's tokens)."""
+    """Generation budget; None: 1.25x the longest reference trace of the set (in the model's tokens)."""
     batch_size: int = 64
+    """Sequences per generate call."""
     seed: int = VALIDATION_SEED
+    """Problem stream of the validation set (and seed of the sampling)."""
+
+    def __post_init__(self) -> None:
+        check_int("n", self.n, 1, 2**31 - 1)
+        check_int("samples", self.samples, 0, 2**31 - 1)
+        check_int("batch_size", self.batch_size, 1, 2**31 - 1)
+        if self.max_new_tokens is not None:
+            check_int("max_new_tokens", self.max_new_tokens, 1, 2**31 - 1)
+        if not self.temperature > 0:
+            raise ValueError(f"temperature: expected > 0, got {self.temperature!r}")
+
+
+@dataclass(frozen=True)
+class EvalRunConfig:
+    """``ffreason eval``: a trained model on a validation set."""
+
+    run_dir: tyro.conf.Positional[str]
+    """A run directory (with model/) or a model directory."""
+    problem: ProblemConfig = field(default_factory=ProblemConfig)
+    """The validation problems; by default the run's training problems (from its config.yaml), labels from 1."""
+    settings: Annotated[EvalSettings, OMIT_PREFIX] = field(default_factory=EvalSettings)
+    out: str | None = None
+    """Report path (default RUN_DIR/eval_MIN-MAX.json)."""
+    threads: int | None = None
+    """torch CPU threads (None: torch's default)."""
 
 
 def validation_set(config: ProblemConfig, n: int, seed: int = VALIDATION_SEED) -> list[Problem]:
-    return [generate(config, seed, i) for i in range(n)]
+    """The first ``n`` problems of the validation stream: the same set wherever it is built."""
+    return list(ProblemSet(config, seed, n))
+
+
+def eval_set_name(min_steps: int, max_steps: int) -> str:
+    """The metric prefix of a validation set of ``min_steps``-``max_steps``-step problems (``eval_6-9``)."""
+    return f"eval_{min_steps}-{max_steps}"
+
+
+def flatten(summary: dict[str, Any], prefix: str) -> dict[str, float]:
+    """Metric names of a :func:`summarize` block, as every log and report spells them:
+    ``{prefix}/accuracy``, ``{prefix}/{kind}/strategy/{s}``, ``{prefix}/steps/{k}/accuracy``, ..."""
+    out = {f"{prefix}/{k}": summary[k] for k in ("accuracy", "aligned", "mean_tokens") if k in summary}
+    for kind, b in summary.get("per_kind", {}).items():
+        out[f"{prefix}/{kind}/accuracy"] = b["accuracy"]
+        out[f"{prefix}/{kind}/aligned"] = b["aligned"]
+        for s, frac in b["strategy"].items():
+            out[f"{prefix}/{kind}/strategy/{s}"] = frac
+        for s, block in b["accuracy_by_strategy"].items():
+            out[f"{prefix}/{kind}/accuracy_by_strategy/{s}"] = block["accuracy"]
+    for steps, b in summary.get("per_steps", {}).items():
+        out[f"{prefix}/steps/{steps}/accuracy"] = b["accuracy"]
+    return out
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -3,11 +3,12 @@
 TRL samples ``num_generations`` completions per prompt (its sampler repeats
 each dataset row that many times, so a group shares one problem), calls our
 reward function, and does the update. The reward function is the bridge: it
-rebuilds each row's ``Problem``, scores the completion with ``env.step`` (via
-:meth:`RLRun.score`), sends every completion's strategy label and
-correctness to TRL's completion log (``log_extra``) and the batch's strategy
-fractions and accuracies per kind to its metrics (``log_metric``), which our
-callbacks copy to ``metrics.jsonl`` and TensorBoard.
+looks each row's problem up by its index, scores the completions with the
+environment (:meth:`RLRun.score`, which also writes ``completions.jsonl``)
+and sends the batch's strategy fractions and accuracies per kind to TRL's
+metrics (``log_metric``), which our callbacks copy to ``metrics.jsonl`` and
+TensorBoard. Every knob is a field of
+:class:`~trainers.rl_config.GRPORunConfig`.
 
 Under ``accelerate launch`` it runs data-parallel (DDP, DeepSpeed ZeRO-1/2):
 TRL's sampler hands each process different prompts, the reward function
@@ -21,9 +22,9 @@ import importlib.util
 import os
 from typing import Any
 
-from ffreason_env import Problem
-
-from .rl import RLRun, RLRunConfig, last_checkpoint
+from .rl import RLRun
+from .rl_config import GRPORunConfig
+from .runlog import last_checkpoint
 
 __all__ = ["GRPORun"]
 
@@ -31,7 +32,7 @@ __all__ = ["GRPORun"]
 class GRPORun(RLRun):
     multi_process = True
 
-    def __init__(self, cfg: RLRunConfig) -> None:
+    def __init__(self, cfg: GRPORunConfig) -> None:
         if cfg.use_vllm and importlib.util.find_spec("vllm") is None:
             raise ValueError("use_vllm: vllm is not installed (pip install 'ffreason[vllm]' on a GPU machine)")
         if os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3" or \
@@ -70,7 +71,7 @@ class GRPORun(RLRun):
             vllm_mode=cfg.vllm_mode,
             vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
             vllm_server_base_url=cfg.vllm_server_base_url or None,
-            report_to=cfg.report_to,
+            report_to=list(cfg.report_to),
             logging_steps=cfg.logging_steps,
             save_strategy="steps",
             save_steps=cfg.save_steps,
@@ -85,7 +86,7 @@ class GRPORun(RLRun):
             model=self.model,
             reward_funcs=[self._reward_func()],
             args=args,
-            train_dataset=Dataset.from_list(self.rows),
+            train_dataset=Dataset.from_list(self.train_problems.rows()),
             processing_class=self.tokenizer,
             callbacks=[metrics_callback(self.metrics, "train"), TensorBoardCallback(tb_writer=self.tb),
                        self._eval_callback()],
@@ -95,16 +96,11 @@ class GRPORun(RLRun):
     def _reward_func(self):
         run = self
 
-        def ffreason_env_reward(prompts, completions, completion_ids, problem, index, trainer_state, log_extra,
-                                log_metric, **_: Any) -> list[float]:
+        def ffreason_env_reward(prompts, completions, completion_ids, index, trainer_state, log_metric,
+                                **_: Any) -> list[float]:
             texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-            problems = [Problem.from_json(p) for p in problem]
             step = trainer_state.global_step + 1  # the optimizer step these completions feed
-            rewards, verdicts, metrics = run.score(step, problems, index, texts, [len(ids) for ids in completion_ids])
-            log_extra("index", list(index))
-            log_extra("kind", [p.kind for p in problems])
-            log_extra("strategy", [v.strategy for v in verdicts])
-            log_extra("correct", [v.correct for v in verdicts])
+            rewards, _, metrics = run.score(step, index, texts, [len(ids) for ids in completion_ids])
             for name, value in metrics.items():
                 log_metric(name, value)
             return rewards

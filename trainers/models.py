@@ -32,9 +32,8 @@ PRESETS: dict[str, ModelPreset] = {
     "micro": ModelPreset(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256),
     "tiny": ModelPreset(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512,
                         initializer_range=0.05),
-    "small": ModelPreset(hidden_size=256, num_hidden_layers=6, num_attention_heads=8, intermediate_size=1024),
 }
-"""Sizes of the from-scratch model: ``micro`` for tests, ``tiny`` for CPU runs, ``small`` for more capacity."""
+"""Sizes of the from-scratch model: ``micro`` for tests, ``tiny`` for CPU runs."""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ against hand-computed numbers), then :class:`PPORun` whose ``_train`` is one
 loop: sample -> score with the environment -> per-token log-probs, values and
 KL to the initial policy -> GAE -> ``ppo_epochs`` passes of minibatch updates.
 
-Design choices, all knobs in :class:`~trainers.rl.RLRunConfig`:
+Design choices, all knobs in :class:`~trainers.rl_config.PPORunConfig`:
 
 - **Value function**: a linear head on the policy's last hidden state (one
   shared trunk). A separate value model would double the cost on CPU; with a
@@ -28,14 +28,15 @@ import copy
 import os
 import random
 import shutil
+import tempfile
 import time
 from typing import Any
 
 import torch
 
-from ffreason_env import Problem
-
-from .rl import RLRun, RLRunConfig, last_checkpoint
+from .rl import RLRun
+from .rl_config import PPORunConfig
+from .runlog import last_checkpoint
 
 __all__ = ["PPORun", "masked_mean", "masked_whiten", "gae", "policy_loss", "value_loss", "explained_variance"]
 
@@ -96,9 +97,7 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.
 
 
 class PPORun(RLRun):
-    def __init__(self, cfg: RLRunConfig) -> None:
-        if cfg.use_vllm:
-            raise ValueError("use_vllm: the PPO trainer generates with transformers only; use --algo grpo for vLLM")
+    def __init__(self, cfg: PPORunConfig) -> None:
         super().__init__(cfg)
         from transformers import get_scheduler
 
@@ -125,21 +124,23 @@ class PPORun(RLRun):
             torch.set_rng_state(state["rng"])
         self.prompts_per_step = cfg.per_device_train_batch_size // cfg.num_generations
         self._orders: dict[int, list[int]] = {}
+        self._prompt_ids: dict[int, list[int]] = {}
 
     # --- data
 
-    def _rows(self, step: int) -> list[dict[str, Any]]:
-        """The prompts of optimizer step ``step`` (1-based): passes over the prompt set, each in a seeded order."""
-        n, out = len(self.rows), []
+    def _indices(self, step: int) -> list[int]:
+        """The training problems of optimizer step ``step`` (1-based): passes over the prompt set, each in a seeded
+        order."""
+        n, out = len(self.train_problems.problems), []
         for j in range(self.prompts_per_step):
             g = (step - 1) * self.prompts_per_step + j
-            out.append(self.rows[self._order(g // n)[g % n]])
+            out.append(self._order(g // n)[g % n])
         return out
 
     def _order(self, pass_index: int) -> list[int]:
         """The seeded order of pass ``pass_index`` over the prompts (computed once per pass)."""
         if pass_index not in self._orders:
-            order = list(range(len(self.rows)))
+            order = list(range(len(self.train_problems.problems)))
             random.Random(self.cfg.seed * 1_000_003 + pass_index).shuffle(order)
             self._orders = {pass_index: order}
         return self._orders[pass_index]
@@ -172,25 +173,25 @@ class PPORun(RLRun):
                    total=cfg.max_steps)
         for step in bar:
             start = time.perf_counter()
-            rows = self._rows(step)
+            step_indices = self._indices(step)
+            prompts = [self.train_problems.prompts[i] for i in step_indices]
 
             # 1. rollouts: num_generations samples per prompt
-            samples = generate(model, tok, [r["prompt"][0]["content"] for r in rows], num_samples=cfg.num_generations,
+            samples = generate(model, tok, prompts, num_samples=cfg.num_generations,
                                temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_completion_length,
-                               batch_size=len(rows) * cfg.num_generations)
-            problems, indices, texts, completion_ids, prompt_ids = [], [], [], [], []
-            for row, group in zip(rows, samples):
-                ids = tok(chat_prompt(tok, row["prompt"][0]["content"]), add_special_tokens=False)["input_ids"]
-                problem = Problem.from_json(row["problem"])
+                               batch_size=len(prompts) * cfg.num_generations)
+            indices, texts, completion_ids, prompt_ids = [], [], [], []
+            for index, prompt, group in zip(step_indices, prompts, samples):
+                if index not in self._prompt_ids:  # each training prompt is tokenised once
+                    self._prompt_ids[index] = tok(chat_prompt(tok, prompt), add_special_tokens=False)["input_ids"]
                 for c in group:
-                    problems.append(problem)
-                    indices.append(row["index"])
+                    indices.append(index)
                     texts.append(c.text)
                     completion_ids.append(list(c.token_ids))
-                    prompt_ids.append(ids)
+                    prompt_ids.append(self._prompt_ids[index])
 
             # 2. rewards from the environment (and the strategy metrics of this batch)
-            scores, _, metrics = self.score(step, problems, indices, texts, [len(c) for c in completion_ids])
+            scores, _, metrics = self.score(step, indices, texts, [len(c) for c in completion_ids])
 
             if step == 1:  # the value head starts at the mean reward, so the first advantages are r - mean(r)
                 with torch.no_grad():
@@ -286,7 +287,8 @@ class PPORun(RLRun):
         from .runlog import write_json
 
         path = os.path.join(self.checkpoint_dir, f"checkpoint-{step}")
-        tmp = path + ".tmp"
+        os.makedirs(self.checkpoint_dir, exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=self.checkpoint_dir, prefix=f".checkpoint-{step}.")  # never a complete-looking name
         self.model.save_pretrained(tmp)
         self.tokenizer.save_pretrained(tmp)
         save_file({k: v.contiguous() for k, v in self.value_head.state_dict().items()},

@@ -1,31 +1,38 @@
-"""One run directory: resolved config, metrics JSONL (one object per line, with its step), TensorBoard.
+"""A run directory's life: its files' names, logs (metrics and completions JSONL), checkpoints and resuming.
 
-Crash safety: a JSONL line is appended with one ``write`` call on an ``O_APPEND``
-descriptor, so a killed process leaves at most its last line torn (cut short,
-no newline); :meth:`MetricsLog.truncate_after`, which a resumed run calls,
-drops such a line with the lines past the checkpoint it resumes from.
+Crash safety: a JSONL record is appended with one ``write`` call on an
+``O_APPEND`` descriptor, so a killed process leaves at most its last line torn
+(cut short, no newline); :meth:`MetricsLog.truncate_after`, which a resumed run
+calls, drops such a line with the lines past the checkpoint it resumes from.
+Every other file is written whole, atomically (:mod:`ffreason_env.atomic`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, Iterable
 
-__all__ = ["METRICS_FILE", "MetricsLog", "last_step", "metrics_callback", "write_json"]
+from ffreason_env.atomic import atomic_write
 
+__all__ = ["CONFIG_FILE", "METRICS_FILE", "COMPLETIONS_FILE", "CHECKPOINTS", "MetricsLog", "last_step",
+           "metrics_callback", "write_json", "last_checkpoint", "check_resume_settings"]
+
+CONFIG_FILE = "config.yaml"
+"""A run's resolved settings (the command and every field), written before it trains."""
 METRICS_FILE = "metrics.jsonl"
 """A run directory's metrics log: written by :class:`MetricsLog`, read by reports and progress bars."""
+COMPLETIONS_FILE = "completions.jsonl"
+"""An RL run's sampled responses, one line each, with their strategy label and reward."""
+CHECKPOINTS = "checkpoints"
+"""The sub-directory of resumable ``checkpoint-N`` directories."""
 
 
 def write_json(path: str, obj: Any) -> None:
-    """Write JSON atomically (temp file + rename), so a crash never leaves half a file."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    """Write JSON atomically, so a crash never leaves half a file."""
+    with atomic_write(path) as f:
         json.dump(obj, f, indent=2, sort_keys=True)
         f.write("\n")
-    os.replace(tmp, path)
 
 
 class MetricsLog:
@@ -36,8 +43,12 @@ class MetricsLog:
         self.path = os.path.join(run_dir, filename)
 
     def write(self, step: int, phase: str, metrics: dict[str, Any]) -> None:
-        record = {"step": int(step), "phase": phase, **metrics}
-        data = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
+        self.write_many(step, phase, [metrics])
+
+    def write_many(self, step: int, phase: str, records: Iterable[dict[str, Any]]) -> None:
+        """Append one line per record, all in one ``write`` (a step's completions open the file once)."""
+        data = "".join(json.dumps({"step": int(step), "phase": phase, **r}, sort_keys=True) + "\n"
+                       for r in records).encode("utf-8")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             while data:  # a regular file takes it in one call unless the disk is full or a signal kills us
@@ -66,10 +77,8 @@ class MetricsLog:
             if record["step"] <= step:
                 kept.append(line)
                 records.append(record)
-        tmp = f"{self.path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_write(self.path) as f:
             f.writelines(kept)
-        os.replace(tmp, self.path)
         return records
 
 
@@ -102,3 +111,39 @@ def metrics_callback(log: MetricsLog, phase: str, drop: tuple[str, ...] = ()):
                 log.write(state.global_step, phase, numbers)
 
     return _Callback()
+
+
+def last_checkpoint(directory: str) -> str | None:
+    """The complete ``checkpoint-N`` sub-directory with the largest N, or None.
+
+    Complete means it holds ``trainer_state.json``, which transformers' Trainer and our PPO write last: a run
+    killed while saving leaves a partial directory that resuming must skip.
+    """
+    if not os.path.isdir(directory):
+        return None
+    steps = [int(d.rsplit("-", 1)[1]) for d in os.listdir(directory)
+             if d.startswith("checkpoint-") and d.rsplit("-", 1)[1].isdigit()
+             and os.path.isfile(os.path.join(directory, d, "trainer_state.json"))]
+    return os.path.join(directory, f"checkpoint-{max(steps)}") if steps else None
+
+
+def check_resume_settings(run_dir: str, now: dict[str, Any], may_change: Iterable[str]) -> None:
+    """Refuse to resume ``run_dir`` with settings ``now`` (:func:`trainers.settings.to_dict` of the config) that
+    differ from its ``config.yaml`` in a field not in ``may_change``: the run would mix two experiments."""
+    import yaml
+
+    from .settings import load_yaml
+
+    path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        return
+    before = load_yaml(path)
+    now = yaml.safe_load(yaml.safe_dump(now))  # the same types as the file's
+    allowed = set(may_change)
+    changed = sorted(k for k in now if k not in allowed and k in before and before[k] != now[k])
+    if changed:
+        k = changed[0]
+        raise ValueError(f"resume: {run_dir!r} was run with {k}={before[k]!r}, not {now[k]!r}"
+                         + (f" (also changed: {', '.join(changed[1:])})" if changed[1:] else "")
+                         + "; resume with the run's settings (only how long it runs, saves, logs and generates may "
+                           "change) or start a new run directory")

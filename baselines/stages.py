@@ -1,0 +1,235 @@
+"""The stages of a reproduction (SFT arms, RL runs, evaluations) and the builder that makes them from a preset.
+
+A stage is one call into the trainers' library (``trainers.sft.run_sft``,
+``trainers.rl.make_trainer(cfg).train()``, ``trainers.evaluation.evaluate``)
+writing to its own sub-directory ``RUN_DIR/<stage name>``; the summary file that
+call writes last marks the stage done, so :mod:`baselines.runner` can skip it on
+a rerun. Stage configs are built from the same preset sections as ``ffreason
+sft --preset NAME`` and ``ffreason rl --preset NAME``, changed only where the
+experiment needs it (the arm, the RL data, the validation sets), so a stage is
+exactly the run those commands make.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ffreason_env import ProblemConfig
+from ffreason_env.config import check_int
+from trainers import presets
+from trainers.rl import make_trainer
+from trainers.rl_config import RLRunConfig, from_layers
+from trainers.runlog import CHECKPOINTS, last_checkpoint, write_json
+from trainers.settings import merge
+from trainers.sft import SFTRunConfig, run_sft
+
+__all__ = ["SFTStage", "RLStage", "EvalStage", "Stage", "Builder", "MANIFEST", "STAGE_LOG", "read_manifest",
+           "write_manifest"]
+
+MANIFEST = "experiment.json"
+"""``RUN_DIR/experiment.json``: the experiment, preset and algorithm a run directory holds."""
+STAGE_LOG = "stages.jsonl"
+"""``RUN_DIR/stages.jsonl``: one line per stage and run (``ran`` or ``skipped``), written by the runner."""
+
+
+def read_manifest(run_dir: str) -> dict[str, Any]:
+    path = os.path.join(run_dir, MANIFEST)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"run_dir: {run_dir!r} holds no {MANIFEST} (not made by 'ffreason reproduce')")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def write_manifest(run_dir: str, manifest: dict[str, Any]) -> None:
+    write_json(os.path.join(run_dir, MANIFEST), manifest)
+
+
+class _Stage:
+    """What the runner needs of every stage: its directory, whether it is done, and how to start it again."""
+
+    name: str
+    summary_file: ClassVar[str]
+
+    @property
+    def out(self) -> str:
+        """The stage's directory: its run config's ``out`` (an evaluation stage names its own)."""
+        return self.config.out
+
+    def done(self) -> bool:
+        return os.path.exists(os.path.join(self.out, self.summary_file))
+
+    def needs(self) -> list[str]:
+        """Names of the stages whose output this one reads (they run first)."""
+        return []
+
+    def total_steps(self) -> int | None:
+        """Optimizer steps the stage logs to its ``metrics.jsonl`` when it runs to the end (None: it logs none)."""
+        return None
+
+    def prepare(self, force: bool) -> str:
+        """Make the directory ready for :meth:`run`; return ``"new"``, ``"restarted"`` or ``"resumed"``."""
+        if not os.path.exists(self.out):
+            return "new"
+        shutil.rmtree(self.out)  # a partial run: its metrics would be appended to
+        return "restarted"
+
+
+@dataclass
+class SFTStage(_Stage):
+    name: str
+    config: SFTRunConfig
+    arm: str
+    """The arm label shown in tables (an SFT arm, or a data variant such as ``with-2part``)."""
+    summary_file: ClassVar[str] = "sft_summary.json"
+
+    def describe(self) -> str:
+        c, p = self.config, self.config.problem
+        kinds = ", ".join(p.problem_types)
+        return f"SFT arm {c.arm}, GF({p.p}), {p.min_steps}-{p.max_steps} steps ({kinds}), {c.examples} examples"
+
+    def validate(self) -> None:
+        self.config.validate()
+
+    def total_steps(self) -> int:
+        return self.config.optimizer_steps
+
+    def run(self) -> None:
+        run_sft(self.config)
+
+
+@dataclass
+class RLStage(_Stage):
+    name: str
+    config: RLRunConfig
+    init: str
+    """Name of the SFT stage it starts from."""
+    arm: str
+    data: str
+    """Label of the RL data (``2-5``, ``eval75``, ...), the row of the report it feeds."""
+    summary_file: ClassVar[str] = "rl_summary.json"
+
+    def describe(self) -> str:
+        c, p = self.config, self.config.problem
+        return (f"{c.algo.upper()} from {self.init} on {c.env}, GF({p.p}), {p.min_steps}-{p.max_steps} steps, "
+                f"{c.max_steps} RL steps")
+
+    def needs(self) -> list[str]:
+        return [self.init]
+
+    def total_steps(self) -> int:
+        return self.config.max_steps
+
+    def validate(self) -> None:
+        self.config.validate()
+        if not self.config.eval_every:
+            raise ValueError(f"{self.name}: eval_every must be >= 1 (the report reads the RL runs' evaluations)")
+
+    def prepare(self, force: bool) -> str:
+        """An interrupted run continues from its last checkpoint (``--resume``), unless forced to start over."""
+        self.config.resume = False
+        if not force and last_checkpoint(os.path.join(self.out, CHECKPOINTS)) is not None:
+            self.config.resume = True
+            return "resumed"
+        return super().prepare(force)
+
+    def run(self) -> None:
+        make_trainer(self.config).train()
+
+
+@dataclass
+class EvalStage(_Stage):
+    """Greedy evaluation of one stage's model on named validation sets (for what the RL runs do not log)."""
+
+    name: str
+    model: SFTStage | RLStage
+    sets: dict[str, ProblemConfig]
+    n: int
+    run_dir: str
+    max_new_tokens: int | None = None
+    """Generation budget; None: the longest reference trace of either strategy plus 25%."""
+    summary_file: ClassVar[str] = "eval_summary.json"
+
+    @property
+    def out(self) -> str:
+        return os.path.join(self.run_dir, self.name)
+
+    def needs(self) -> list[str]:
+        return [self.model.name]
+
+    def describe(self) -> str:
+        budget = f", at most {self.max_new_tokens} tokens" if self.max_new_tokens else ""
+        return f"greedy evaluation of {self.model.name} on {', '.join(self.sets)} ({self.n} problems each{budget})"
+
+    def validate(self) -> None:
+        check_int("n", self.n, 1, 2**31 - 1)
+        if self.max_new_tokens is not None:
+            check_int("max_new_tokens", self.max_new_tokens, 1, 2**31 - 1)
+        if not self.sets:
+            raise ValueError(f"{self.name}: sets: at least one validation set is required")
+
+    def run(self) -> None:
+        import torch
+
+        from trainers.evaluation import EvalSettings, evaluate, validation_set
+        from trainers.models import load_model, resolve_model_dir
+
+        device = "cuda" if torch.cuda.is_available() else None
+        model, tokenizer = load_model(resolve_model_dir(self.model.out), device=device)
+        reports = {}
+        for set_name, config in self.sets.items():
+            report = evaluate(model, tokenizer, validation_set(config, self.n),
+                              EvalSettings(n=self.n, max_new_tokens=self.max_new_tokens))
+            reports[set_name] = {"problem_config": config.to_dict(), **report}
+        write_json(os.path.join(self.out, self.summary_file), {"model": self.model.name, "sets": reports})
+
+
+Stage = SFTStage | RLStage | EvalStage
+
+
+@dataclass
+class Builder:
+    """Makes the stages of one reproduction: its directory, preset and RL algorithm."""
+
+    run_dir: str
+    preset: str
+    algo: str
+    sections: dict[str, dict[str, Any]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sections = presets.load(self.preset)
+
+    @property
+    def eval_n(self) -> int:
+        """Problems per evaluation-stage set: the RL runs' ``eval_n``, so every table rests on equal sets."""
+        return self.sections["rl"].get("eval_n", RLRunConfig.eval_n)
+
+    def sft(self, arm: str, name: str | None = None, **problem: Any) -> SFTStage:
+        """The preset's SFT of ``arm``, on its problems with ``problem``'s changes."""
+        name = name or arm
+        cfg = merge(SFTRunConfig, self.sections["sft"], {
+            "preset": self.preset, "out": os.path.join(self.run_dir, "sft", name), "arm": arm,
+            "problem": {**self.sections["sft"].get("problem", {}), **problem},
+        })
+        return SFTStage(f"sft/{name}", cfg, name)
+
+    def rl(self, sft: SFTStage, data: str, problem: dict[str, Any], env: str = "ffreason/Mixed-v0",
+           eval_ranges: tuple[tuple[int, int], ...] = ((2, 5), (6, 9)), min_completion_length: int = 0) -> RLStage:
+        """The preset's RL run from ``sft`` on ``problem`` (the RL data, labelled ``data`` in the report).
+
+        ``min_completion_length`` raises the preset's generation budget where longer RL data needs it (measured
+        in the tiny tokenizer), so that every aligned trace still fits: the budget must cut searches, not direct
+        answers."""
+        cfg = from_layers(self.algo, self.sections["rl"], self.sections[self.algo], {
+            "preset": self.preset, "out": os.path.join(self.run_dir, f"rl-{data}", sft.arm), "init": sft.out,
+            "env": env, "problem": {**self.sections["rl"].get("problem", {}), **problem}, "eval_ranges": eval_ranges,
+        })
+        cfg.max_completion_length = max(cfg.max_completion_length, min_completion_length)
+        return RLStage(f"rl-{data}/{sft.arm}", cfg, sft.name, sft.arm, data)
+
+    def evaluation(self, stage: SFTStage | RLStage, sets: dict[str, ProblemConfig]) -> EvalStage:
+        return EvalStage(f"eval/{stage.name}", stage, sets, self.eval_n, self.run_dir,
+                         self.sections["reproduce"].get("eval_max_new_tokens"))

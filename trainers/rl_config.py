@@ -1,0 +1,266 @@
+"""RL run configs: the knobs every algorithm shares, and one config per algorithm with its own knobs.
+
+:class:`RLRunConfig` holds what any RL run on an ffreason environment needs
+(the model, the RL problems and reward, the step budget, sampling,
+evaluation); :class:`GRPORunConfig` and :class:`PPORunConfig` add what only
+that algorithm reads. A knob of one algorithm given to the other is refused
+with its name (:func:`check_knobs`), never silently ignored. TRL's names where
+TRL has the knob. No torch here: ``--help`` and validation are instant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable
+
+from ffreason_env import ENV_IDS, ProblemConfig
+from ffreason_env.config import check_int
+
+from .presets import DEFAULT_PRESET
+
+__all__ = ["RLRunConfig", "GRPORunConfig", "PPORunConfig", "ALGORITHMS", "config_class", "own_knobs",
+           "check_knobs", "from_layers", "RESUME_MAY_CHANGE"]
+
+
+@dataclass
+class RLRunConfig:
+    """The knobs every RL algorithm reads."""
+
+    algo: ClassVar[str]
+    run_class: ClassVar[str]
+    """``module:class`` of the algorithm's run (imported only to train)."""
+
+    out: str = ""
+    """Run directory (required)."""
+    preset: str = DEFAULT_PRESET
+    """The preset (trainers/presets/NAME.yaml, sections ``rl`` and the algorithm's) the other values start from."""
+    init: str = ""
+    """SFT run directory, model directory or hub id to start from (required)."""
+    lora: bool = False
+    """Train a LoRA adapter (r=64, alpha=128, dropout 0.05) on top of ``init`` and merge it at the end."""
+    env: str = "ffreason/Mixed-v0"
+    """The environment id; rewards come from its ``score``, the same as its ``step``."""
+    problem: ProblemConfig = field(default_factory=ProblemConfig)
+    """The RL problems (the environment's ProblemConfig)."""
+    format_penalty: float = 0.0
+    """Reward: subtract this for a response outside the grammar."""
+    process_weight: float = 0.0
+    """Reward: add this times the fraction of correct steps."""
+    prompts: int = 1024
+    """Distinct training problems (items 0..prompts-1 of the env's stream); the study used 1024."""
+    prompt_seed: int = 1
+    """The env's problem stream of the training prompts (SFT data uses 0, validation sets 1000003)."""
+    max_steps: int = 200
+    """Optimizer steps."""
+    num_generations: int = 8
+    """Completions per prompt (the group that shares one problem)."""
+    per_device_train_batch_size: int = 32
+    """Completions per optimizer step and device (prompts per step = this / num_generations)."""
+    learning_rate: float = 1e-5
+    lr_scheduler_type: str = "constant"
+    warmup_steps: float = 0.0
+    """Warm-up steps; below 1, a fraction of ``max_steps``."""
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    beta: float = 0.05
+    """KL coefficient to the initial policy (0 skips the reference model)."""
+    temperature: float = 0.7
+    """Sampling temperature of the rollouts."""
+    top_p: float = 1.0
+    max_completion_length: int = 512
+    """Generation budget in tokens: also the study's lever for selection (a long search does not fit)."""
+    epsilon: float = 0.2
+    """Clip range of the policy ratio."""
+    seed: int = 0
+    bf16: bool = False
+    save_steps: int = 25
+    """Checkpoint every N optimizer steps (and at the end)."""
+    eval_every: int = 25
+    """Evaluate on every ``eval_ranges`` set each N optimizer steps (and before the first, and at the end); 0: never."""
+    eval_ranges: tuple[tuple[int, int], ...] = ((2, 5), (6, 9))
+    """Validation sets as (min_steps, max_steps) pairs, the RL problems' other settings with labels from 1."""
+    eval_n: int = 200
+    """Problems per validation set."""
+    eval_batch_size: int = 64
+    """Sequences per generate call of the evaluations."""
+    eval_max_new_tokens: int = 0
+    """Generation budget of the evaluations; 0: ``max_completion_length``, the budget the policy trains under
+    (a search that does not fit it fails in evaluation as in training; ``ffreason eval`` has no such cap)."""
+    resume: bool = False
+    """Continue from the last checkpoint in ``RUN_DIR/checkpoints``."""
+    threads: int | None = None
+    """torch CPU threads (None: torch's default)."""
+
+    def __post_init__(self) -> None:
+        self.eval_ranges = tuple(tuple(r) for r in self.eval_ranges)  # YAML gives lists
+
+    def batch(self, num_processes: int) -> int:
+        """Completions of one optimizer step over all processes."""
+        return self.per_device_train_batch_size * num_processes
+
+    def validate(self, num_processes: int = 1) -> None:
+        """Raise ``ValueError`` naming the first bad field; called before any model is loaded.
+
+        ``num_processes``: data-parallel processes; the batch that ``num_generations`` must divide is all of theirs.
+        """
+        if not self.out:
+            raise ValueError("out: a run directory is required")
+        if not self.init:
+            raise ValueError("init: the model to start from is required (an SFT run directory or a hub id)")
+        if self.env not in ENV_IDS:
+            raise ValueError(f"env: unknown environment id {self.env!r}; known: {', '.join(ENV_IDS)}")
+        for name in ("prompts", "max_steps", "num_generations", "per_device_train_batch_size",
+                     "max_completion_length", "save_steps", "eval_n", "eval_batch_size"):
+            check_int(name, getattr(self, name), 1, 2**31 - 1)
+        check_int("eval_max_new_tokens", self.eval_max_new_tokens, 0, 2**31 - 1)
+        check_int("eval_every", self.eval_every, 0, 2**31 - 1)
+        if self.num_generations < 2:
+            raise ValueError(f"num_generations: a group needs at least 2 completions, got {self.num_generations}")
+        batch = self.batch(num_processes)
+        if batch % self.num_generations:
+            raise ValueError(f"num_generations: {self.num_generations} does not divide the batch of {batch} "
+                             f"completions ({self.batch_description(num_processes)})")
+        for name in ("learning_rate", "temperature", "top_p", "epsilon"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: expected > 0, got {getattr(self, name)!r}")
+        for name in ("beta", "weight_decay", "warmup_steps", "format_penalty", "process_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)!r}")
+        for r in self.eval_ranges:
+            if len(r) != 2 or not 1 <= r[0] <= r[1]:
+                raise ValueError(f"eval_ranges: each range is (min_steps, max_steps) with 1 <= min <= max, got {r}")
+        from .envbridge import make_env
+
+        make_env(self)  # an env that refuses the problem settings fails here, with its own message
+
+    def batch_description(self, num_processes: int) -> str:
+        return f"per_device_train_batch_size x {num_processes} process(es)"
+
+
+@dataclass
+class GRPORunConfig(RLRunConfig):
+    """GRPO through TRL's ``GRPOTrainer``: the shared knobs and TRL's own (``GRPOConfig`` names)."""
+
+    algo: ClassVar[str] = "grpo"
+    run_class: ClassVar[str] = "trainers.grpo:GRPORun"
+
+    gradient_accumulation_steps: int = 1
+    loss_type: str = "grpo"
+    """TRL's loss: grpo | dr_grpo | dapo | bnpo | ..."""
+    scale_rewards: str = "group"
+    """Advantage scaling: group | batch | none."""
+    num_iterations: int = 1
+    """Updates per generated batch."""
+    logging_steps: int = 1
+    use_vllm: bool = False
+    """Generate with vLLM (GPU; pip install 'ffreason[vllm]')."""
+    vllm_mode: str = "colocate"
+    """``colocate``: vLLM shares each training process's GPU; ``server``: a separate ``trl vllm-serve`` generates."""
+    vllm_gpu_memory_utilization: float = 0.3
+    """Colocate mode: the share of each GPU's memory vLLM reserves."""
+    vllm_server_base_url: str = ""
+    """Server mode: the ``trl vllm-serve`` address (e.g. ``http://10.0.0.5:8000``); empty means localhost:8000."""
+    report_to: tuple[str, ...] = ("none",)
+    """Extra TRL/transformers loggers (``wandb``, ...); metrics.jsonl and TensorBoard are always written."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.report_to, str):
+            self.report_to = (self.report_to,)
+        self.report_to = tuple(self.report_to)
+
+    def batch(self, num_processes: int) -> int:
+        return self.per_device_train_batch_size * self.gradient_accumulation_steps * num_processes
+
+    def batch_description(self, num_processes: int) -> str:
+        return f"per_device_train_batch_size x gradient_accumulation_steps x {num_processes} process(es)"
+
+    def validate(self, num_processes: int = 1) -> None:
+        for name in ("gradient_accumulation_steps", "num_iterations", "logging_steps"):
+            check_int(name, getattr(self, name), 1, 2**31 - 1)
+        if self.vllm_mode not in ("colocate", "server"):
+            raise ValueError(f"vllm_mode: {self.vllm_mode!r} is not 'colocate' or 'server'")
+        if not 0 < self.vllm_gpu_memory_utilization <= 1:
+            raise ValueError(f"vllm_gpu_memory_utilization: expected in (0, 1], got {self.vllm_gpu_memory_utilization}")
+        super().validate(num_processes)
+
+
+@dataclass
+class PPORunConfig(RLRunConfig):
+    """The project's PPO (trainers/ppo.py): a value head on the policy, GAE, the clipped objective."""
+
+    algo: ClassVar[str] = "ppo"
+    run_class: ClassVar[str] = "trainers.ppo:PPORun"
+
+    gamma: float = 1.0
+    """Discount of GAE (1: the outcome reward reaches every token undiminished)."""
+    lam: float = 0.95
+    """GAE's lambda."""
+    cliprange_value: float = 0.2
+    """Clip range of the value update around the rollout's values."""
+    vf_coef: float = 0.1
+    """Weight of the value loss."""
+    ppo_epochs: int = 2
+    """Passes over each batch of rollouts."""
+    num_mini_batches: int = 2
+    """Mini-batches per pass."""
+    whiten_advantages: bool = True
+    """Advantages scaled to zero mean and unit variance over the batch's tokens."""
+
+    def validate(self, num_processes: int = 1) -> None:
+        for name in ("ppo_epochs", "num_mini_batches"):
+            check_int(name, getattr(self, name), 1, 2**31 - 1)
+        if self.per_device_train_batch_size % self.num_mini_batches:
+            raise ValueError(f"num_mini_batches: {self.num_mini_batches} does not divide "
+                             f"per_device_train_batch_size {self.per_device_train_batch_size}")
+        if not (0 <= self.gamma <= 1 and 0 <= self.lam <= 1):
+            raise ValueError(f"gamma/lam: expected in [0, 1], got gamma={self.gamma} lam={self.lam}")
+        for name in ("vf_coef", "cliprange_value"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)!r}")
+        super().validate(num_processes)
+
+
+ALGORITHMS: dict[str, type[RLRunConfig]] = {c.algo: c for c in (GRPORunConfig, PPORunConfig)}
+"""Algorithm name -> its config class; a new algorithm is a config class here and a module with its run."""
+
+SHARED = frozenset(f.name for f in dataclasses.fields(RLRunConfig))
+
+
+def config_class(algo: str) -> type[RLRunConfig]:
+    if algo not in ALGORITHMS:
+        raise ValueError(f"algo: {algo!r} is not one of {sorted(ALGORITHMS)}")
+    return ALGORITHMS[algo]
+
+
+def own_knobs(algo: str) -> list[str]:
+    """The fields only ``algo`` reads."""
+    return [f.name for f in dataclasses.fields(config_class(algo)) if f.name not in SHARED]
+
+
+def check_knobs(algo: str, names: Iterable[str]) -> None:
+    """Refuse, naming it, a knob of another algorithm among ``names`` (keys of a YAML file, given flags)."""
+    mine = set(own_knobs(algo))
+    for name in names:
+        for other in ALGORITHMS:
+            if other != algo and name in own_knobs(other) and name not in mine:
+                raise ValueError(f"{name}: a {other.upper()} knob; --algo {algo} does not take it (drop it, or "
+                                 f"use --algo {other})")
+
+
+RESUME_MAY_CHANGE = frozenset({"out", "resume", "threads", "max_steps", "save_steps", "logging_steps", "report_to",
+                               "eval_batch_size", "use_vllm", "vllm_mode", "vllm_gpu_memory_utilization",
+                               "vllm_server_base_url"})
+"""Settings a resumed run may change: where it lives (a copied or moved run directory), how long it runs, how it
+saves, logs and generates; every other one shapes what is learnt or measured."""
+
+
+def from_layers(algo: str, *layers: dict[str, Any]) -> RLRunConfig:
+    """``algo``'s config from layers (a preset's sections, a YAML file, overrides), refusing other algorithms'
+    knobs among their keys."""
+    from .settings import merge
+
+    for layer in layers:
+        check_knobs(algo, layer)
+    return merge(config_class(algo), *layers)
