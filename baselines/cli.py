@@ -14,7 +14,7 @@ from typing import Literal, Sequence
 import tyro
 
 from trainers import cli as trainers_cli
-from trainers.presets import DEFAULT_PRESET, names
+from trainers.presets import DEFAULT_PRESET
 from trainers.rl_config import ALGORITHMS
 
 from .experiments import EXPERIMENTS
@@ -22,7 +22,6 @@ from .experiments import EXPERIMENTS
 __all__ = ["ReproduceConfig", "ReportConfig", "COMMANDS", "main"]
 
 ExperimentName = Literal[tuple(EXPERIMENTS)]  # type: ignore[valid-type]
-PresetName = Literal[tuple(names())]  # type: ignore[valid-type]
 AlgoName = Literal[tuple(ALGORITHMS)]  # type: ignore[valid-type]
 
 
@@ -34,9 +33,10 @@ class ReproduceConfig:
     """The experiment (listed above)."""
     out: str = ""
     """Run directory of the whole experiment (required); each stage writes to a sub-directory of it."""
-    preset: PresetName = DEFAULT_PRESET
-    """The preset every stage starts from (trainers/presets/NAME.yaml): micro (seconds, for tests), tiny (the
-    from-scratch model on a CPU), qwen1.5b (the study's Qwen2.5-1.5B-Instruct + LoRA, GRPO with vLLM, on a GPU)."""
+    preset: str = DEFAULT_PRESET
+    """The preset every stage starts from (trainers/presets/NAME.yaml, or the path of an edited copy): micro
+    (seconds, for tests), tiny (the from-scratch model on a CPU), qwen1.5b (the study's Qwen2.5-1.5B-Instruct +
+    LoRA, GRPO with vLLM, on a GPU)."""
     algo: AlgoName = "grpo"
     """RL algorithm of every RL stage: TRL's GRPO (the study's) or the project's PPO."""
     force: bool = False

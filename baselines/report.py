@@ -16,9 +16,10 @@ import json
 import os
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Iterable
 
 from ffreason_env import ALIGNED, read_jsonl
+from ffreason_env.atomic import atomic_path
 from trainers.evaluation import eval_set_name
 from trainers.runlog import COMPLETIONS_FILE, CONFIG_FILE, METRICS_FILE
 
@@ -160,8 +161,8 @@ def _integer_ticks(ax) -> None:
 
 
 def _save(fig, run_dir: str, name: str) -> str:
-    os.makedirs(os.path.join(run_dir, "plots"), exist_ok=True)
-    fig.savefig(os.path.join(run_dir, "plots", name), dpi=110, bbox_inches="tight")
+    with atomic_path(os.path.join(run_dir, "plots", name)) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     _pyplot().close(fig)
     return f"plots/{name}"
 

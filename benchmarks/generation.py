@@ -29,7 +29,8 @@ def run(init: str | None, preset: str, repeats: int, threads: list[int]) -> dict
     from ffreason_env import ProblemConfig, generate as problem, render_prompt
     from trainers.generation import generate
     from trainers.models import build_tiny_model, load_model, resolve_model_dir
-    from trainers.rl import RL_PRESETS
+    from trainers import presets
+    from trainers.rl_config import from_layers
 
     if init is None:
         with tempfile.TemporaryDirectory(prefix="bench_generation_") as fresh:
@@ -37,8 +38,8 @@ def run(init: str | None, preset: str, repeats: int, threads: list[int]) -> dict
             model, tokenizer = load_model(fresh)
     else:
         model, tokenizer = load_model(resolve_model_dir(init))
-    rl = RL_PRESETS[preset]
-    group, batch = rl["num_generations"], rl["per_device_train_batch_size"]
+    rl = from_layers("grpo", *presets.section(preset, "rl", "grpo"))
+    group, batch = rl.num_generations, rl.per_device_train_batch_size
     per_batch = batch // group
     config = ProblemConfig(min_steps=2, max_steps=5)
     prompts = [render_prompt(problem(config, SEED, i)) for i in range(per_batch * (repeats + 1))]
@@ -51,7 +52,7 @@ def run(init: str | None, preset: str, repeats: int, threads: list[int]) -> dict
             torch.manual_seed(SEED + r)
             start = time.perf_counter()
             out = generate(model, tokenizer, prompts[r * per_batch : (r + 1) * per_batch], num_samples=group,
-                           temperature=rl["temperature"], max_new_tokens=rl["max_completion_length"],
+                           temperature=rl.temperature, max_new_tokens=rl.max_completion_length,
                            batch_size=batch)
             elapsed = time.perf_counter() - start
             tokens = [c.num_tokens for row in out for c in row]

@@ -142,6 +142,8 @@ def table(res: dict) -> str:
 
 
 def main(argv=None) -> None:
+    from trainers.models import PRESETS
+
     ap = argparse.ArgumentParser(prog="python -m benchmarks sft_plateau", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--settings", nargs="+", default=DEFAULT_SETTINGS,
@@ -154,7 +156,7 @@ def main(argv=None) -> None:
     ap.add_argument("--iters", type=int, default=700, help="optimizer steps per run")
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--preset", default="tiny", choices=("micro", "tiny", "small"))
+    ap.add_argument("--preset", default="tiny", choices=tuple(PRESETS), help="model size (trainers.models.PRESETS)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--traces", choices=("direct", "all"), default="direct",
                     help="held-out traces scored: direct ones only, or all the arm writes (searches included)")

@@ -34,7 +34,9 @@ def _run(work: str, init: str | None, steps: int, repeats: int, threads: int, pr
     from trl import GRPOTrainer
 
     from trainers.models import build_tiny_model
-    from trainers.rl import RL_PRESETS, RLRunConfig, make_trainer
+    from trainers import presets
+    from trainers.rl import make_trainer
+    from trainers.rl_config import RLRunConfig, from_layers
 
     torch.set_num_threads(threads)
     model = init
@@ -43,14 +45,14 @@ def _run(work: str, init: str | None, steps: int, repeats: int, threads: int, pr
         build_tiny_model(preset, model)
 
     def config(tag: str, algo: str) -> RLRunConfig:
-        return RLRunConfig(**{**RL_PRESETS[preset], "preset": preset, "init": model, "out": f"{work}/{tag}", "algo": algo,
-                              "max_steps": steps, "learning_rate": 1e-12, "eval_every": 0, "save_steps": 10**6,
-                              "threads": threads, "env_kwargs": {"min_steps": 2, "max_steps": 5}})
+        return from_layers(algo, *presets.section(preset, "rl", algo), {
+            "preset": preset, "init": model, "out": f"{work}/{tag}", "max_steps": steps, "learning_rate": 1e-12,
+            "eval_every": 0, "save_steps": 10**6, "threads": threads, "problem": {"min_steps": 2, "max_steps": 5}})
 
     arms = {"bridge": [], "plain": [], "ppo": []}
     reward_seconds = []
     for r in range(repeats):
-        bridge = make_trainer("grpo", config(f"bridge{r}", "grpo"))
+        bridge = make_trainer(config(f"bridge{r}", "grpo"))
         func = bridge.trainer.reward_funcs[0]
 
         def timed(*a, _f=func, **kw):
@@ -64,17 +66,17 @@ def _run(work: str, init: str | None, steps: int, repeats: int, threads: int, pr
         bridge.trainer.train()
         arms["bridge"] += _step_times(bridge.trainer)[1:]  # the first step warms caches up
 
-        plain_run = make_trainer("grpo", config(f"plain{r}", "grpo"))
+        plain_run = make_trainer(config(f"plain{r}", "grpo"))
 
         def zero_reward(completions, **_):
             return [0.0] * len(completions)
 
         plain = GRPOTrainer(model=plain_run.model, reward_funcs=[zero_reward], args=plain_run.trainer.args,
-                            train_dataset=Dataset.from_list(plain_run.rows), processing_class=plain_run.tokenizer)
+                            train_dataset=Dataset.from_list(plain_run.train_problems.rows()), processing_class=plain_run.tokenizer)
         plain.train()
         arms["plain"] += _step_times(plain)[1:]
 
-        ppo = make_trainer("ppo", config(f"ppo{r}", "ppo"))
+        ppo = make_trainer(config(f"ppo{r}", "ppo"))
         ppo._train()
         with open(f"{work}/ppo{r}/metrics.jsonl") as f:
             arms["ppo"] += [m["step_time"] for m in map(json.loads, f) if "step_time" in m][1:]
@@ -83,8 +85,8 @@ def _run(work: str, init: str | None, steps: int, repeats: int, threads: int, pr
     out["ratio_bridge_over_plain"] = out["bridge"]["median"] / out["plain"]["median"]
     out["reward_share_of_bridge_step"] = out["reward_function_seconds"]["median"] / out["bridge"]["median"]
     out["settings"] = {"init": init or f"a fresh (untrained) {preset} model", "preset": preset, "steps": steps, "repeats": repeats, "threads": threads,
-                       "completions_per_step": RL_PRESETS[preset]["per_device_train_batch_size"],
-                       "max_completion_length": RL_PRESETS[preset]["max_completion_length"]}
+                       "completions_per_step": config("settings", "grpo").per_device_train_batch_size,
+                       "max_completion_length": config("settings", "grpo").max_completion_length}
     return out
 
 

@@ -41,8 +41,12 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
         kind, value = hints[f.name], getattr(default, f.name)
         options: dict = {"dest": f.name, "default": value,
                          "help": f"{docs.get(f.name, '')} (default: %(default)s)"}
-        if kind is bool:
-            options["action"] = argparse.BooleanOptionalAction
+        flag = "--problem." + f.name.replace("_", "-")
+        if kind is bool:  # --problem.X / --problem.no-X, as tyro spells them
+            g.add_argument(flag, action="store_true", **options)
+            g.add_argument("--problem.no-" + f.name.replace("_", "-"), action="store_false", dest=f.name,
+                           help=argparse.SUPPRESS)
+            continue
         elif kind in (int, str):
             options["type"] = kind
         else:  # tuple[X, ...] or tuple[X, ...] | None
@@ -50,7 +54,7 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
             options.update(nargs="+", type=item, metavar=item.__name__.upper())
             if value is not None:
                 options["default"] = list(value)
-        g.add_argument("--problem." + f.name.replace("_", "-"), **options)
+        g.add_argument(flag, **options)
 
 
 def config_from_args(args: argparse.Namespace) -> ProblemConfig:

@@ -48,7 +48,7 @@ def _check_choices(name: str, values: tuple, allowed: tuple[str, ...]) -> None:
 class ProblemConfig:
     """What problems look like. Every field is a knob; invalid values raise ``ValueError``.
 
-    Lists may be given for tuple fields (e.g. from JSON ``--env-kwargs``).
+    Lists may be given for tuple fields (as YAML and JSON give them).
     """
 
     p: int = 11

@@ -48,13 +48,15 @@ def one_step_run(tmp_path_factory):
     it ended at step 200 on seeds 0 and 1 (``python -m benchmarks sft_plateau``); after 600 steps greedy
     accuracy on 100 1-step problems was 1.0 (as after 800).
     """
+    from ffreason_env import ProblemConfig
     from trainers.sft import SFTRunConfig, run_sft
 
     out = str(tmp_path_factory.mktemp("one_step"))
     cfg = SFTRunConfig(
-        out=out, arm="F", model_size="tiny", steps_range=(1, 1), problem={"problem_types": ["evaluation"]},
-        examples=19200, epochs=1, batch_size=32, lr=1e-3, lr_scheduler="constant", warmup_ratio=0.0, eval_n=0,
-        logging_steps=40, max_length=256, seed=0,
+        out=out, arm="F", model_size="tiny",
+        problem=ProblemConfig(min_steps=1, max_steps=1, problem_types=["evaluation"]),
+        examples=19200, num_train_epochs=1, per_device_train_batch_size=32, learning_rate=1e-3,
+        lr_scheduler_type="constant", warmup_steps=0.0, eval_n=0, logging_steps=40, max_length=256, seed=0,
     )
     summary = run_sft(cfg)
     return out, summary

@@ -13,9 +13,12 @@ import pytest
 pytest.importorskip("torch")
 
 from baselines.cli import main
-from baselines.experiments import EXPERIMENTS, MANIFEST, SCALES, EvalStage, RLStage, SFTStage, plan
+from baselines.experiments import EXPERIMENTS, plan
+from baselines.stages import MANIFEST, EvalStage, RLStage, SFTStage
 from ffreason_env import read_jsonl
+from trainers import presets
 from trainers.models import STUDY_LORA
+from trainers.settings import to_dict
 
 
 @pytest.fixture(scope="module")
@@ -319,15 +322,16 @@ def test_qwen_preset_holds_the_studys_hyperparameters_and_builds_every_config(tm
         for stage in plan(experiment, "qwen1.5b", str(tmp_path)):
             if isinstance(stage, SFTStage):
                 c = stage.config
-                assert (c.model, c.lora, c.epochs, c.lr, c.batch_size, c.examples, c.steps_range) == \
-                       ("Qwen/Qwen2.5-1.5B-Instruct", True, 20, 2e-4, 16, 2048, (2, 5))
+                assert (c.model_name_or_path, c.lora, c.num_train_epochs, c.learning_rate,
+                        c.per_device_train_batch_size, c.examples, c.problem.min_steps, c.problem.max_steps) == \
+                       ("Qwen/Qwen2.5-1.5B-Instruct", True, 20, 2e-4, 16, 2048, 2, 5)
             elif isinstance(stage, RLStage):
                 c = stage.config
                 assert c.init == os.path.join(str(tmp_path), stage.init) and c.algo == "grpo"
                 assert (c.lora, c.per_device_train_batch_size, c.num_generations, c.beta, c.temperature,
                         c.learning_rate, c.max_steps, c.save_steps, c.use_vllm, c.vllm_mode, c.prompts) == \
                        (True, 32, 8, 0.05, 0.7, 1e-5, 500, 25, True, "colocate", 1024)
-    assert {s.config.env_kwargs["p"] for s in plan("gf13", "qwen1.5b", str(tmp_path)) if isinstance(s, RLStage)} == {13}
+    assert {s.config.problem.p for s in plan("gf13", "qwen1.5b", str(tmp_path)) if isinstance(s, RLStage)} == {13}
 
 
 def test_tiny_arms_train_coupled_models_from_scratch(tmp_path):
@@ -336,10 +340,11 @@ def test_tiny_arms_train_coupled_models_from_scratch(tmp_path):
     assert [s.name for s in sft] == ["sft/B", "sft/F", "sft/FB"]
     for stage in sft:
         c = stage.config
-        # built here with coupled positions (no stretch), 600 steps of 2-5-step problems with labels up to 9; no
-        # evaluation of its own (the RL runs' step 0 evaluates the same model)
-        assert (c.model, c.position_coupling, c.position_stretch) == (None, True, 1.0)
-        assert (c.steps_range, c.problem, c.optimizer_steps, c.eval_n) == ((2, 5), {"max_label_offset": 4}, 600, 0)
+        # built here with coupled positions, 600 steps of 2-5-step problems with labels up to 9; no evaluation of
+        # its own (the RL runs' step 0 evaluates the same model)
+        assert (c.model_name_or_path, c.position_coupling) == (None, True)
+        assert (c.problem.min_steps, c.problem.max_steps, c.problem.max_label_offset) == (2, 5, 4)
+        assert (c.optimizer_steps, c.eval_n, c.data_seed) == (600, 0, 2)
         assert stage.total_steps() == 600
     rl = [s.config for s in stages if isinstance(s, RLStage)]
     assert {(c.per_device_train_batch_size, c.num_generations, c.max_steps, c.max_completion_length) for c in rl} \
@@ -347,18 +352,40 @@ def test_tiny_arms_train_coupled_models_from_scratch(tmp_path):
     assert {s.total_steps() for s in stages if isinstance(s, RLStage)} == {100}
 
 
-def test_algo_ppo_reaches_every_rl_stage_and_generates_without_vllm(tmp_path):
+@pytest.mark.parametrize("preset", presets.names())
+@pytest.mark.parametrize("algo", ["grpo", "ppo"])
+def test_a_reproduction_stage_is_the_run_the_commands_make_with_the_same_preset(tmp_path, monkeypatch, preset, algo):
+    """``ffreason sft --preset P`` and ``ffreason rl --preset P`` build exactly the configs of the reproduction's
+    stages, given the stage's own settings (arm, output, init, RL data)."""
+    from trainers.cli import rl_config, sft_config
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    stages = plan("selection", preset, str(tmp_path), algo)
+    for stage in stages:
+        c = stage.config
+        if isinstance(stage, SFTStage):
+            made = sft_config(["--preset", preset, "--arm", c.arm, "--out", c.out])
+        else:
+            made = rl_config(["--preset", preset, "--algo", algo, "--init", c.init, "--out", c.out,
+                              "--problem.min-steps", str(c.problem.min_steps),
+                              "--problem.max-steps", str(c.problem.max_steps)])
+        assert type(made) is type(c) and to_dict(made) == to_dict(c), stage.name
+    assert {type(s.config).algo for s in stages if isinstance(s, RLStage)} == {algo}
+
+
+def test_algo_ppo_reaches_every_rl_stage_and_has_no_vllm_knob(tmp_path):
     stages = [s for s in plan("selection", "qwen1.5b", str(tmp_path), algo="ppo") if isinstance(s, RLStage)]
-    assert {(s.config.algo, s.config.use_vllm) for s in stages} == {("ppo", False)}  # PPO refuses use_vllm
+    assert {s.config.algo for s in stages} == {"ppo"}
+    assert not any(hasattr(s.config, "use_vllm") for s in stages)  # PPO generates with transformers only
 
 
 def test_bad_names_and_a_run_dir_of_another_experiment_are_clear_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["reproduce", "selektion", "--out", str(tmp_path / "x")])
-    assert "invalid choice: 'selektion'" in capsys.readouterr().err
+    assert "selektion" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["reproduce", "selection", "--preset", "huge", "--out", str(tmp_path / "x")])
-    assert "invalid choice: 'huge'" in capsys.readouterr().err
+    assert "huge" in capsys.readouterr().err
     with pytest.raises(ValueError, match="experiment: 'selektion' is not one of selection, improvement"):
         plan("selektion", "micro", str(tmp_path))
     with pytest.raises(ValueError, match="preset: 'huge' is not one of micro, tiny, qwen1.5b"):
@@ -379,9 +406,36 @@ def test_console_script_has_the_trainers_commands_and_reproduce(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     for command in ("sft", "rl", "eval", "reproduce", "report"):
-        assert command in out
+        assert f"  {command} " in out
     with pytest.raises(SystemExit):
         main(["reproduce", "--help"])
     out = capsys.readouterr().out
     assert all(name in out for name in EXPERIMENTS) and "--force" in out and "qwen1.5b" in out
-    assert set(SCALES) == {"micro", "tiny", "qwen1.5b"}
+    assert presets.names() == ["micro", "tiny", "qwen1.5b"]
+
+
+def test_an_experiment_is_registered_once_with_its_stages_section_and_claims(tmp_path):
+    from baselines import report
+
+    for name, e in EXPERIMENTS.items():
+        assert e.name == name and e.claims and callable(e.stages) and e.section.__module__ == report.__name__
+    assert EXPERIMENTS["selection"].published is not None and EXPERIMENTS["gf13"].published is None
+
+
+def test_an_edited_copy_of_a_preset_is_a_preset_for_every_command(tmp_path):
+    import yaml
+
+    from trainers.cli import sft_config
+
+    data = yaml.safe_load(open(os.path.join(presets.PRESET_DIR, "tiny.yaml")))
+    data["sft"]["examples"] = 9600
+    data["rl"]["max_steps"] = 50
+    mine = tmp_path / "my_tiny.yaml"
+    mine.write_text(yaml.safe_dump(data))
+    stages = plan("selection", str(mine), str(tmp_path / "run"))
+    assert {s.config.optimizer_steps for s in stages if isinstance(s, SFTStage)} == {300}
+    assert {s.config.max_steps for s in stages if isinstance(s, RLStage)} == {50}
+    made = sft_config(["--preset", str(mine), "--arm", "B", "--out", stages[0].config.out])
+    assert to_dict(made) == to_dict(stages[0].config)
+    with pytest.raises(FileNotFoundError, match="preset: no such file"):
+        presets.load(str(tmp_path / "nope.yaml"))

@@ -76,3 +76,24 @@ def test_custom_symbol_names_and_vocabulary():
     vocab = c.vocabulary()
     assert {"red", "green", "blue", "GF(3)", "x5", "5", "step", "try", "answer"} <= set(vocab)
     assert len(vocab) == len(set(vocab))
+
+
+def test_every_config_field_has_the_docstring_its_help_shows():
+    """``--help`` is generated from the field docstrings: a field without one would be a flag without help."""
+    import dataclasses
+
+    pytest.importorskip("tyro")
+    from baselines.cli import ReportConfig, ReproduceConfig
+    from ffreason_env.cli import _field_docs
+    from trainers.evaluation import EvalRunConfig, EvalSettings
+    from trainers.rl_config import ALGORITHMS
+    from trainers.sft import SFTRunConfig
+
+    for cls in (ProblemConfig, SFTRunConfig, *ALGORITHMS.values(), EvalSettings, EvalRunConfig, ReproduceConfig,
+                ReportConfig):
+        docs = {}
+        for base in reversed(cls.__mro__[:-1]):
+            if dataclasses.is_dataclass(base):
+                docs.update(_field_docs(base))
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in docs]
+        assert missing == [], cls.__name__

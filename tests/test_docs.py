@@ -31,3 +31,11 @@ def test_doc_example_matches_code(match):
     assert render_prompt(problem) == match["prompt"]
     assert write_trace(problem, strategy) == match["trace"]
     assert verify(problem, match["trace"]).correct
+
+
+def test_the_readme_environment_example_runs(capsys):
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", readme, re.S)
+    exec(compile(code, "README.md", "exec"), {})
+    reward, strategy, aligned, *_ = capsys.readouterr().out.split()
+    assert float(reward) == 1.0 and strategy == "forward" and aligned in ("True", "False")

@@ -1,4 +1,5 @@
 import json
+import os
 from collections import Counter
 
 import pytest
@@ -57,7 +58,7 @@ def test_rl_records_and_jsonl_round_trip(tmp_path):
     path = tmp_path / "sub" / "rl.jsonl"
     assert write_jsonl(records, path) == 30
     assert read_jsonl(path) == json.loads(json.dumps(records))
-    assert not (tmp_path / "sub" / "rl.jsonl.tmp").exists()
+    assert os.listdir(tmp_path / "sub") == ["rl.jsonl"]  # no temporary file left behind
 
 
 def test_hf_dataset_columns():

@@ -152,8 +152,9 @@ def coupled_run(tmp_path_factory):
     from trainers.sft import SFTRunConfig, run_sft
 
     out = str(tmp_path_factory.mktemp("coupled"))
-    run_sft(SFTRunConfig(out=out, arm="FB", model_size="micro", position_coupling=True, examples=32, epochs=1,
-                         batch_size=8, lr=1e-3, eval_n=0, max_length=512))
+    run_sft(SFTRunConfig(out=out, arm="FB", model_size="micro", position_coupling=True, examples=32,
+                         num_train_epochs=1, per_device_train_batch_size=8, learning_rate=1e-3, eval_n=0,
+                         max_length=512))
     return out
 
 
@@ -176,19 +177,17 @@ def test_sft_builds_a_coupled_model_and_refuses_what_does_not_fit(tmp_path, micr
         want = coupling.position_ids(torch.tensor([e["input_ids"]]))[0].tolist()
         assert any(flat[i:i + len(want)] == want for i in range(len(flat)))
 
-    with pytest.raises(ValueError, match="position_stretch"):
-        SFTRunConfig(out=str(tmp_path / "x"), model_size="micro", position_coupling=True, position_stretch=1.5).validate()
     with pytest.raises(ValueError, match="plain positions"):
-        run_sft(SFTRunConfig(out=str(tmp_path / "y"), model=micro_dir, position_coupling=True, examples=8, eval_n=0))
+        run_sft(SFTRunConfig(out=str(tmp_path / "y"), model_name_or_path=micro_dir, position_coupling=True, examples=8,
+                             eval_n=0))
 
 
 @pytest.mark.parametrize("algo", ["grpo", "ppo"])
 def test_rl_scores_with_the_positions_it_sampled_with_and_saves_a_coupled_model(coupled_run, tmp_path, algo):
-    from trainers.rl import RL_PRESETS, RLRunConfig, make_trainer
+    from configs import rl_config
+    from trainers.rl import make_trainer
 
-    cfg = RLRunConfig(**{**RL_PRESETS["micro"], "init": coupled_run, "out": str(tmp_path / "rl"), "threads": 1,
-                         "max_steps": 1, "eval_every": 0})
-    run = make_trainer(algo, cfg)
+    run = make_trainer(rl_config(coupled_run, tmp_path / "rl", algo, max_steps=1, eval_every=0))
     backbone = run.model.base_model
     scored, used = [], []  # whole sequences the trainer scores (no cache, no positions given), and the positions used
     backbone.register_forward_pre_hook(
@@ -207,11 +206,11 @@ def test_rl_scores_with_the_positions_it_sampled_with_and_saves_a_coupled_model(
 def test_vllm_is_refused_for_a_coupled_model(coupled_run, tmp_path, monkeypatch):
     import importlib.util
 
-    from trainers.rl import RL_PRESETS, RLRunConfig, make_trainer
+    from configs import rl_config
+    from trainers.rl import make_trainer
 
     find_spec = importlib.util.find_spec  # as on a GPU machine with vllm installed
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else find_spec(name, *a))
 
-    cfg = RLRunConfig(**{**RL_PRESETS["micro"], "init": coupled_run, "out": str(tmp_path / "rl"), "use_vllm": True})
     with pytest.raises(ValueError, match="use_vllm: .* coupled position ids"):
-        make_trainer("grpo", cfg)
+        make_trainer(rl_config(coupled_run, tmp_path / "rl", use_vllm=True))

@@ -8,7 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from trainers.ppo import explained_variance, gae, masked_whiten, policy_loss, value_loss
-from trainers.rl import RL_PRESETS, RLRunConfig, make_trainer
+from configs import rl_config
+from trainers.rl import make_trainer
 
 T = torch.tensor
 
@@ -45,8 +46,8 @@ def test_clipped_value_loss_and_explained_variance():
     assert w[3] == 0 and float(w[:3].mean()) == pytest.approx(0.0, abs=1e-6)
 
 
-def _cfg(init, out, **kw):
-    return RLRunConfig(**{**RL_PRESETS["micro"], "init": init, "out": str(out), "threads": 1, **kw})
+def _cfg(init, out, algo="ppo", **kw):
+    return rl_config(init, out, algo, **{"eval_every": 0, "prompts": 64, **kw})
 
 
 def _train_rows(path):
@@ -56,8 +57,8 @@ def _train_rows(path):
 
 @pytest.mark.parametrize("algo", ["grpo", "ppo"])
 def test_both_algorithms_run_through_make_trainer_with_the_same_strategy_metrics(micro_dir, tmp_path, algo):
-    run = make_trainer(algo, _cfg(micro_dir, tmp_path / algo, max_steps=2, eval_every=1, eval_ranges=[[1, 2]],
-                                  eval_n=4))
+    run = make_trainer(_cfg(micro_dir, tmp_path / algo, algo, max_steps=2, eval_every=1, eval_ranges=[[1, 2]],
+                            eval_n=4))
     summary = run.train()
     assert summary["algo"] == algo and summary["steps"] == 2
     rows = _train_rows(tmp_path / algo / "metrics.jsonl")
@@ -73,29 +74,29 @@ def test_both_algorithms_run_through_make_trainer_with_the_same_strategy_metrics
 
 def test_ppo_logs_its_own_diagnostics_and_resumes(micro_dir, tmp_path):
     out = tmp_path / "ppo"
-    make_trainer("ppo", _cfg(micro_dir, out, max_steps=2, save_steps=2, beta=0.05)).train()
+    make_trainer(_cfg(micro_dir, out, max_steps=2, save_steps=2, beta=0.05)).train()
     rows = _train_rows(out / "metrics.jsonl")
     for name in ("value_loss", "value/explained_variance", "approx_kl", "clip_fraction", "entropy", "kl"):
         assert name in rows[-1]
     assert (out / "checkpoints" / "checkpoint-2" / "value_head.safetensors").exists()
-    summary = make_trainer("ppo", _cfg(micro_dir, out, max_steps=3, save_steps=2, beta=0.05, resume=True)).train()
+    summary = make_trainer(_cfg(micro_dir, out, max_steps=3, save_steps=2, beta=0.05, resume=True)).train()
     assert summary["steps"] == 3 and [r["step"] for r in _train_rows(out / "metrics.jsonl")] == [1, 2, 3]
 
 
 def test_ppo_raises_the_reward_of_a_model_that_half_solves_its_task(one_step_run, tmp_path):
     """At temperature 2 the 1-step model's samples are often wrong; PPO sharpens them.
 
-    Measured on the session's fixture (600 steps), one thread, 64 samples a step at lr 3e-4, PPO seeds
+    Measured on the shared fixture (600 steps), one thread, 64 samples a step at lr 3e-4, PPO seeds
     0 / 1 / 2: mean reward of the first 3 steps 0.19 / 0.24 / 0.28, and the last 5 of 40 steps above it by
     0.38 / 0.41 / 0.24 (after 30 steps: 0.26 / 0.24 / 0.15). The standard error of a 5-step mean of 320
     samples is about 0.02, so a gain of 0.1 is learning, not noise; seed 0 clears it by 0.28.
     """
     init, _ = one_step_run
-    cfg = _cfg(init, tmp_path / "ppo", env="ffreason/Evaluation-v0", env_kwargs={"min_steps": 1, "max_steps": 1},
+    cfg = _cfg(init, tmp_path / "ppo", env="ffreason/Evaluation-v0", problem={"min_steps": 1, "max_steps": 1},
                max_steps=40, per_device_train_batch_size=64, num_generations=4, temperature=2.0, learning_rate=3e-4,
                save_steps=40,
                eval_every=0, prompts=512, seed=0)
-    make_trainer("ppo", cfg).train()
+    make_trainer(cfg).train()
     rewards = [r["reward"] for r in _train_rows(tmp_path / "ppo" / "metrics.jsonl")]
     start, end = sum(rewards[:3]) / 3, sum(rewards[-5:]) / 5
     assert end > start + 0.1, (start, end)

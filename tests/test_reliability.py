@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from trainers.rl import last_checkpoint
-from trainers.runlog import MetricsLog, last_step
+from trainers.runlog import MetricsLog, last_checkpoint, last_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,7 +25,7 @@ def _records(path):
 def test_a_run_killed_mid_training_resumes_without_losing_or_repeating_a_step(micro_dir, tmp_path):
     out = tmp_path / "r"
     cmd = [sys.executable, "-m", "trainers.cli", "rl", "--preset", "micro", "--init", micro_dir, "--out", str(out),
-           "--max-steps", "8", "--save-steps", "2", "--eval-every", "3", "--eval-ranges", "1-2", "--eval-n", "4",
+           "--max-steps", "8", "--save-steps", "2", "--eval-every", "3", "--eval-ranges", "1", "2", "--eval-n", "4",
            "--threads", "1"]
     with open(tmp_path / "killed.log", "w") as log:
         run = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log)
@@ -100,3 +99,34 @@ def test_a_checkpoint_the_kill_left_half_written_is_skipped(tmp_path):
         if complete:
             (path / "trainer_state.json").write_text("{}")
     assert last_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-4")
+
+
+def test_an_atomic_write_replaces_the_whole_file_or_nothing(tmp_path):
+    from ffreason_env.atomic import atomic_path, atomic_write
+
+    path = tmp_path / "config.yaml"
+    path.write_text("old\n")
+    with pytest.raises(RuntimeError):
+        with atomic_write(path) as f:
+            f.write("half of the new")
+            raise RuntimeError("killed")
+    assert path.read_text() == "old\n" and os.listdir(tmp_path) == ["config.yaml"]  # nothing left behind
+    with atomic_path(path) as a, atomic_path(path) as b:  # two writers never share a temporary file
+        assert a != b and os.path.dirname(a) == os.path.dirname(b) == str(tmp_path)
+        open(a, "w").write("a\n")
+        open(b, "w").write("b\n")
+    assert path.read_text() == "b\n" and os.listdir(tmp_path) == ["config.yaml"]
+
+
+def test_every_file_a_run_writes_whole_goes_through_the_atomic_helper():
+    """Outside the helper the packages open files for appending only (JSONL logs); a plain write would leave half a
+    file where a kill lands."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).parent.parent
+    plain = re.compile(r"""open\([^)]*["'](w|wb|x)["']|\.write_text\(|\.savefig\([^)]*os\.path""")
+    found = [f"{p.relative_to(root)}:{n}" for pkg in ("ffreason_env", "trainers", "baselines")
+             for p in sorted((root / pkg).rglob("*.py")) if p.name != "atomic.py"
+             for n, line in enumerate(p.read_text().splitlines(), 1) if plain.search(line)]
+    assert found == []

@@ -10,15 +10,14 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import ffreason_env as fe
+from configs import rl_config
 from trainers.cli import main
 from trainers.models import load_model
-from trainers.rl import RL_PRESETS, RLRunConfig, make_trainer
+from trainers.rl import make_trainer
 
 
-def _cfg(init, out, **kw):
-    base = {**RL_PRESETS["micro"], "init": init, "out": str(out), "threads": 1}
-    base.update(kw)
-    return RLRunConfig(**base)
+def _cfg(init, out, algo="grpo", **kw):
+    return rl_config(init, out, algo, **{"eval_every": 0, **kw})
 
 
 def _lines(path):
@@ -27,9 +26,10 @@ def _lines(path):
 
 
 def test_reward_function_returns_what_verify_says(micro_dir, tmp_path):
-    run = make_trainer("grpo", _cfg(micro_dir, tmp_path / "r", env_kwargs={"min_steps": 2, "max_steps": 3}))
+    run = make_trainer(_cfg(micro_dir, tmp_path / "r", problem={"min_steps": 2, "max_steps": 3}))
     reward_func = run.trainer.reward_funcs[0]
-    problems = [fe.generate(fe.ProblemConfig(min_steps=2, max_steps=3), 5, i) for i in range(6)]
+    problems = run.train_problems.problems[:6]
+    assert problems == [fe.generate(fe.ProblemConfig(min_steps=2, max_steps=3), 1, i) for i in range(6)]
     right = [fe.write_trace(p, s) for p in problems[:3] for s in ("forward",)] + \
             [fe.write_trace(problems[3], "backward")]
     wrong_answer = fe.write_trace(problems[4], "forward").rsplit("answer", 1)[0] + "answer " + \
@@ -43,35 +43,35 @@ def test_reward_function_returns_what_verify_says(micro_dir, tmp_path):
     rewards = reward_func(
         prompts=[[{"role": "user", "content": fe.render_prompt(p)}] for p in problems],
         completions=[[{"role": "assistant", "content": t}] for t in texts],
-        completion_ids=[[0] * 5] * 6, problem=[p.to_json() for p in problems], index=list(range(6)),
-        kind=[p.kind for p in problems], trainer_state=State(),
+        completion_ids=[[0] * 5] * 6, index=list(range(6)), trainer_state=State(),
         log_extra=lambda k, v: extra[k].extend(v), log_metric=lambda k, v: metrics[k].append(v),
     )
     verdicts = [fe.verify(p, t) for p, t in zip(problems, texts)]
     assert rewards == [1.0 if v.correct else 0.0 for v in verdicts] == [1, 1, 1, 1, 0, 0]
-    assert extra["strategy"] == [v.strategy for v in verdicts]
-    assert extra["correct"] == [v.correct for v in verdicts]
     assert metrics["train/accuracy"] == [4 / 6]
-    # the completion log holds the same verdicts, at the step these completions feed
+    assert not extra  # TRL gathers log_extra across processes again: the completion log below has it all
+    # the completion log holds the same verdicts, at the step these completions feed, written in one append
     rows = _lines(tmp_path / "r" / "completions.jsonl")
-    assert [r["strategy"] for r in rows] == extra["strategy"] and {r["step"] for r in rows} == {7}
+    assert [r["strategy"] for r in rows] == [v.strategy for v in verdicts] and {r["step"] for r in rows} == {7}
+    assert [r["correct"] for r in rows] == [v.correct for v in verdicts]
 
 
 def test_reward_options_reach_the_reward(micro_dir, tmp_path):
-    run = make_trainer("grpo", _cfg(micro_dir, tmp_path / "r", env_kwargs={"min_steps": 2, "max_steps": 2,
-                                                                             "process_weight": 0.5,
-                                                                             "format_penalty": 0.25}))
-    p = fe.generate(fe.ProblemConfig(min_steps=2, max_steps=2), 0, 0)
-    rewards, verdicts, _ = run.score(1, [p, p], [0, 0], [fe.write_trace(p, "forward"), "blah"], [1, 1])
+    run = make_trainer(_cfg(micro_dir, tmp_path / "r", problem={"min_steps": 2, "max_steps": 2}, process_weight=0.5,
+                            format_penalty=0.25))
+    p = run.train_problems.problems[0]
+    rewards, verdicts, _ = run.score(1, [0, 0], [fe.write_trace(p, "forward"), "blah"], [1, 1])
     assert rewards == [1.0 + 0.5, 0.0 - 0.25]
+    env = run.env.unwrapped  # the same numbers a user's own env loop gets
+    assert [env.score(p, t)[0] for t in (fe.write_trace(p, "forward"), "blah")] == rewards
 
 
 def test_grpo_steps_log_strategy_fractions_and_share_a_problem_per_group(one_step_run, tmp_path):
     init, _ = one_step_run
     out = tmp_path / "grpo"
-    cfg = _cfg(init, out, env="ffreason/Mixed-v0", env_kwargs={"min_steps": 1, "max_steps": 1}, max_steps=3,
-               eval_every=2, eval_ranges=[[1, 1]], eval_n=8)
-    run = make_trainer("grpo", cfg)
+    cfg = _cfg(init, out, env="ffreason/Mixed-v0", problem={"min_steps": 1, "max_steps": 1}, max_steps=3,
+               eval_every=2, eval_ranges=[[1, 1]], eval_n=8, prompts=64)
+    run = make_trainer(cfg)
     summary = run.train()
     assert summary["steps"] == 3 and os.path.isfile(out / "model" / "config.json")
     # evaluations generate under the training budget, so a search that cannot finish in training fails there too
@@ -99,7 +99,7 @@ def test_grpo_steps_log_strategy_fractions_and_share_a_problem_per_group(one_ste
 
 def test_resume_continues_from_the_last_checkpoint_without_duplicate_lines(micro_dir, tmp_path, monkeypatch):
     out = tmp_path / "r"
-    make_trainer("grpo", _cfg(micro_dir, out, max_steps=2, save_steps=2)).train()
+    make_trainer(_cfg(micro_dir, out, max_steps=2, save_steps=2)).train()
     assert os.path.isdir(out / "checkpoints" / "checkpoint-2")
     # a killed run may have logged a step past its last checkpoint: resume drops it and redoes it
     with open(out / "completions.jsonl", "a") as f:
@@ -107,7 +107,7 @@ def test_resume_continues_from_the_last_checkpoint_without_duplicate_lines(micro
     loads = []
     real_load = torch.load
     monkeypatch.setattr(torch, "load", lambda *a, **kw: loads.append(kw.get("weights_only")) or real_load(*a, **kw))
-    summary = make_trainer("grpo", _cfg(micro_dir, out, max_steps=4, save_steps=2, resume=True)).train()
+    summary = make_trainer(_cfg(micro_dir, out, max_steps=4, save_steps=2, resume=True)).train()
     assert summary["steps"] == 4
     assert loads and all(w is True for w in loads)  # optimizer, scheduler, RNG: never a full unpickle
     steps = [r["step"] for r in _lines(out / "completions.jsonl")]
@@ -118,29 +118,29 @@ def test_resume_continues_from_the_last_checkpoint_without_duplicate_lines(micro
 
 def test_resume_refuses_changed_settings_but_may_run_longer(micro_dir, tmp_path):
     out = tmp_path / "r"
-    make_trainer("grpo", _cfg(micro_dir, out, max_steps=1, save_steps=1)).train()
+    make_trainer(_cfg(micro_dir, out, max_steps=1, save_steps=1)).train()
     with pytest.raises(ValueError, match=r"^resume: .* was run with learning_rate=.*; resume with the run's settings"):
-        make_trainer("grpo", _cfg(micro_dir, out, max_steps=2, save_steps=1, resume=True, learning_rate=1e-3))
-    with pytest.raises(ValueError, match=r"was run with env_kwargs=.* \(also changed: temperature\)"):
-        make_trainer("grpo", _cfg(micro_dir, out, max_steps=2, save_steps=1, resume=True, temperature=0.5,
-                                  env_kwargs={"min_steps": 1, "max_steps": 2}))
-    summary = make_trainer("grpo", _cfg(micro_dir, out, max_steps=2, save_steps=1, resume=True, threads=2)).train()
+        make_trainer(_cfg(micro_dir, out, max_steps=2, save_steps=1, resume=True, learning_rate=1e-3))
+    with pytest.raises(ValueError, match=r"was run with problem=.* \(also changed: temperature\)"):
+        make_trainer(_cfg(micro_dir, out, max_steps=2, save_steps=1, resume=True, temperature=0.5,
+                          problem={"min_steps": 1, "max_steps": 2}))
+    summary = make_trainer(_cfg(micro_dir, out, max_steps=2, save_steps=1, resume=True, threads=2)).train()
     assert summary["steps"] == 2
     moved = tmp_path / "moved"
     shutil.copytree(out, moved)
-    summary = make_trainer("grpo", _cfg(micro_dir, moved, max_steps=3, save_steps=1, resume=True)).train()
+    summary = make_trainer(_cfg(micro_dir, moved, max_steps=3, save_steps=1, resume=True)).train()
     assert summary["steps"] == 3
 
 
 @pytest.mark.parametrize("algo", ["grpo", "ppo"])
 def test_a_run_killed_after_its_last_checkpoint_resumes_without_training_more(micro_dir, tmp_path, algo):
     out = tmp_path / "r"
-    make_trainer(algo, _cfg(micro_dir, out, max_steps=2, save_steps=2, eval_every=1, eval_n=2)).train()
+    make_trainer(_cfg(micro_dir, out, algo, max_steps=2, save_steps=2, eval_every=1, eval_n=2)).train()
     final = {k: v.clone() for k, v in load_model(str(out / "model"))[0].state_dict().items()}
     shutil.rmtree(out / "model")  # killed while saving or evaluating the final model
     (out / "rl_summary.json").unlink()
-    summary = make_trainer(algo, _cfg(micro_dir, out, max_steps=2, save_steps=2, eval_every=1, eval_n=2,
-                                      resume=True)).train()
+    summary = make_trainer(_cfg(micro_dir, out, algo, max_steps=2, save_steps=2, eval_every=1, eval_n=2,
+                                resume=True)).train()
     assert summary["steps"] == 2 and "checkpoint-3" not in os.listdir(out / "checkpoints")
     assert [r["step"] for r in fe.read_jsonl(out / "metrics.jsonl") if r["phase"] == "train" and "reward" in r] == [1, 2]
     assert [r["step"] for r in fe.read_jsonl(out / "metrics.jsonl") if r["phase"] == "eval"] == [0, 1, 2]
@@ -152,22 +152,43 @@ def test_a_run_killed_after_its_last_checkpoint_resumes_without_training_more(mi
     "change, message",
     [
         ({"env": "ffreason/Nope-v0"}, "env: unknown environment id"),
-        ({"env_kwargs": {"min_steps": 0}}, "min_steps"),
-        ({"env_kwargs": {"colour": "red"}}, "env_kwargs:"),
+        ({"env": "ffreason/Evaluation-v0", "problem": {"problem_types": ["inversion"]}},
+         r"problem: problem_types: EvaluationEnv is fixed to \('evaluation',\)"),
         ({"num_generations": 3}, "num_generations: 3 does not divide the batch of 8"),
-        ({"env_kwargs": {"p": 17}}, r"init: the tokenizer of .* cannot encode task words \['GF\(17\)'"),
+        ({"problem": {"p": 17}}, r"init: the tokenizer of .* cannot encode task words \['GF\(17\)'"),
         ({"init": ""}, "init: the model to start from is required"),
-        ({"algo": "dqn"}, "algo: 'dqn' is not one of"),
         ({"eval_ranges": [[3, 2]]}, "eval_ranges:"),
+        ({"format_penalty": -1.0}, "format_penalty: expected >= 0"),
     ],
 )
 def test_bad_config_fails_before_training_naming_the_problem(micro_dir, tmp_path, change, message):
-    cfg = _cfg(micro_dir, tmp_path / "r")
-    for key, value in change.items():
-        setattr(cfg, key, value)
     with pytest.raises(ValueError, match=message):
-        make_trainer(cfg.algo, cfg)
+        make_trainer(_cfg(micro_dir, tmp_path / "r", **change))
     assert not (tmp_path / "r").exists()  # nothing written
+
+
+@pytest.mark.parametrize("layer, message", [
+    ({"problem": {"min_steps": 0}}, "problem.min_steps: must be in"),
+    ({"problem": {"colour": "red"}}, "problem.colour: not a ProblemConfig field"),
+    ({"vf_coef": 0.5}, r"vf_coef: a PPO knob; --algo grpo does not take it"),
+    ({"num_mini_batches": 4}, r"num_mini_batches: a PPO knob"),
+])
+def test_a_bad_or_foreign_knob_is_refused_while_the_config_is_built(micro_dir, tmp_path, layer, message):
+    with pytest.raises(ValueError, match=message):
+        _cfg(micro_dir, tmp_path / "r", **layer)
+
+
+def test_each_algorithm_refuses_the_others_knobs_by_name(micro_dir, tmp_path):
+    from trainers.rl_config import PPORunConfig, own_knobs
+
+    with pytest.raises(ValueError, match=r"^loss_type: a GRPO knob; --algo ppo does not take it"):
+        _cfg(micro_dir, tmp_path / "r", "ppo", loss_type="dr_grpo")
+    for knob in ("gradient_accumulation_steps", "scale_rewards", "num_iterations", "logging_steps", "use_vllm"):
+        assert knob in own_knobs("grpo") and not hasattr(PPORunConfig(), knob)  # PPO cannot silently ignore it
+    # PPO's own check does not constrain GRPO: a batch of 8 in 3 mini-batches is PPO's problem only
+    assert _cfg(micro_dir, tmp_path / "r").batch(1) == 8
+    with pytest.raises(ValueError, match="num_mini_batches: 3 does not divide"):
+        _cfg(micro_dir, tmp_path / "r", "ppo", num_mini_batches=3).validate()
 
 
 def test_an_init_that_is_neither_a_directory_nor_on_the_hub_is_named(tmp_path, monkeypatch):
@@ -175,36 +196,50 @@ def test_an_init_that_is_neither_a_directory_nor_on_the_hub_is_named(tmp_path, m
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # fail at once instead of retrying
     with pytest.raises(FileNotFoundError, match="init: 'no-such-org/no-such-model' is not a local directory"):
-        make_trainer("grpo", _cfg("no-such-org/no-such-model", tmp_path / "r"))
+        make_trainer(_cfg("no-such-org/no-such-model", tmp_path / "r"))
 
 
 @pytest.mark.parametrize("variable, value", [("ACCELERATE_DEEPSPEED_ZERO_STAGE", "3"), ("ACCELERATE_USE_FSDP", "true")])
 def test_sharded_parameters_are_refused_before_loading(micro_dir, tmp_path, monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)  # what accelerate launch sets for a ZeRO-3 or FSDP config
     with pytest.raises(ValueError, match="accelerate: ZeRO-3 and FSDP shard the parameters"):
-        make_trainer("grpo", _cfg(micro_dir, tmp_path / "r"))
+        make_trainer(_cfg(micro_dir, tmp_path / "r"))
 
 
 def test_cli_rl_errors_and_yaml(micro_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
-        main(["rl", "--init", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")])
+        main(["rl", "--preset", "micro", "--init", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")])
     assert "init: no model in" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text("num_generation: 4\n")
     with pytest.raises(SystemExit):
         main(["rl", "--init", micro_dir, "--config", str(bad), "--out", str(tmp_path / "r")])
-    assert "num_generation: unknown option for RLRunConfig" in capsys.readouterr().err
+    assert "num_generation: unknown option for GRPORunConfig" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["rl", "--preset", "micro", "--init", micro_dir, "--vf-coef", "0.5", "--out", str(tmp_path / "r")])
+    assert "vf_coef: a PPO knob; --algo grpo does not take it" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["rl", "--preset", "micro", "--algo", "ppo", "--init", micro_dir, "--no-use-vllm", "--out",
+              str(tmp_path / "r")])
+    assert "use_vllm: a GRPO knob; --algo ppo does not take it" in capsys.readouterr().err
     good = tmp_path / "good.yaml"
-    good.write_text("preset: micro\nmax_steps: 1\nenv_kwargs: {min_steps: 1, max_steps: 2}\n")
-    assert main(["rl", "--init", micro_dir, "--config", str(good), "--max-steps", "2", "--threads", "1",
-                 "--env-kwargs", '{"max_steps": 1}', "--out", str(tmp_path / "ok")]) == 0
+    good.write_text("preset: micro\nmax_steps: 1\nlearning_rate: 0.001\nproblem: {min_steps: 1, max_steps: 2}\n")
+    assert main(["rl", "--init", micro_dir, "--config", str(good), "--max-steps", "2", "--problem.max-steps", "1",
+                 "--out", str(tmp_path / "ok")]) == 0
     import yaml
 
     saved = yaml.safe_load((tmp_path / "ok" / "config.yaml").read_text())
-    assert saved["max_steps"] == 2 and saved["env_kwargs"] == {"min_steps": 1, "max_steps": 1}
+    assert (saved["command"], saved["algo"], saved["preset"]) == ("rl", "grpo", "micro")
+    assert saved["max_steps"] == 2 and saved["learning_rate"] == 0.001  # flag > file > preset (micro: 1 step, 1e-4)
+    assert (saved["problem"]["min_steps"], saved["problem"]["max_steps"]) == (1, 1)
+    assert saved["num_generations"] == 4 and saved["threads"] == 1  # from the preset
     with pytest.raises(SystemExit):
         main(["rl", "--init", micro_dir, "--preset", "micro", "--out", str(tmp_path / "ok")])
     assert "already holds a run; continue it with --resume" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["rl", "--init", micro_dir, "--preset", "micro", "--resume", "--out", str(tmp_path / "new")])
     assert "resume: no checkpoint in" in capsys.readouterr().err and not (tmp_path / "new").exists()
+    # a run's own config.yaml is a valid --config: the same settings again
+    assert main(["rl", "--config", str(tmp_path / "ok" / "config.yaml"), "--out", str(tmp_path / "again")]) == 0
+    again = yaml.safe_load((tmp_path / "again" / "config.yaml").read_text())
+    assert {k: v for k, v in again.items() if k != "out"} == {k: v for k, v in saved.items() if k != "out"}

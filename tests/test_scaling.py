@@ -28,7 +28,7 @@ def test_two_processes_sample_different_problems_and_the_main_one_logs_every_com
     out = tmp_path / "r"
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "docs/accelerate/cpu_2proc.yaml",
            "--main_process_port", str(_free_port()), "-m", "trainers.cli", "rl", "--preset", "micro",
-           "--init", micro_dir, "--max-steps", "2", "--threads", "1", "--out", str(out)]
+           "--init", micro_dir, "--max-steps", "2", "--prompts", "64", "--threads", "1", "--out", str(out)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]

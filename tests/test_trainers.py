@@ -11,8 +11,8 @@ torch = pytest.importorskip("torch")
 import ffreason_env as fe
 from trainers.evaluation import EvalSettings, evaluate, format_report, pass_at_k, summarize, validation_set
 from trainers.generation import generate
-from trainers.models import build_tiny_model, load_model
-from trainers.sft import SFTRunConfig, run_sft
+from trainers.models import load_model
+from trainers.sft import SFTRunConfig
 from trainers.tokenizer import build_tokenizer, missing_words
 
 
@@ -147,64 +147,87 @@ def test_cli_sft_merges_preset_yaml_and_flags(tmp_path, capsys):
     from trainers.cli import main
 
     cfg_file = tmp_path / "sft.yaml"
-    cfg_file.write_text("lr: 0.01\nexamples: 32\nepochs: 1\nbatch_size: 8\neval_n: 0\n")
+    cfg_file.write_text("learning_rate: 0.01\nexamples: 32\nper_device_train_batch_size: 8\n"
+                        "problem: {min_steps: 1, max_steps: 3}\n")
     out = tmp_path / "run"
     assert main(["sft", "--preset", "micro", "--config", str(cfg_file), "--examples", "48", "--arm", "B",
-                 "--position-stretch", "1.5", "--out", str(out)]) == 0  # trains through TRL with the 4-D mask
+                 "--problem.max-steps", "2", "--out", str(out)]) == 0  # trains through TRL with the 4-D mask
     resolved = yaml.safe_load((out / "config.yaml").read_text())
-    assert resolved["examples"] == 48 and resolved["lr"] == 0.01 and resolved["model_size"] == "micro"
-    assert resolved["position_stretch"] == 1.5
-    assert resolved["arm"] == "B" and resolved["batch_size"] == 8
+    assert resolved["examples"] == 48 and resolved["learning_rate"] == 0.01  # flag > file
+    assert resolved["model_size"] == "micro" and resolved["position_coupling"] is True  # the preset
+    assert (resolved["problem"]["min_steps"], resolved["problem"]["max_steps"]) == (1, 2)  # file, then flag
+    assert resolved["arm"] == "B" and resolved["per_device_train_batch_size"] == 8
     assert (out / "model" / "config.json").exists() and list((out / "tb").iterdir())
     assert f"run directory: {out}" in capsys.readouterr().out
 
 
-def test_sft_stops_once_the_logged_loss_is_below_stop_loss(tmp_path):
-    def run(stop_loss):
-        cfg = SFTRunConfig(out=str(tmp_path / f"stop{stop_loss}"), arm="F", model_size="micro", examples=128,
-                           batch_size=16, epochs=1, lr=3e-3, max_length=256, eval_n=0, logging_steps=2,
-                           stop_loss=stop_loss, threads=1)
-        return run_sft(cfg)["optimizer_steps"]
-
-    assert run(100.0) == 2  # the first logged loss is below 100
-    assert run(1e-9) == 8  # never reached: all 128 / 16 steps
-    assert SFTRunConfig(examples=128, batch_size=16).optimizer_steps == 8 * 20  # the default 20 epochs
-    assert SFTRunConfig(examples=100, epochs=2.5, batch_size=8, grad_accum=2).optimizer_steps == 250 // 16
-    with pytest.raises(ValueError, match="^stop_loss: expected >= 0"):
-        SFTRunConfig(out="x", stop_loss=-1).validate()
+def test_optimizer_steps_are_epochs_over_the_examples():
+    assert SFTRunConfig(examples=128, per_device_train_batch_size=16).optimizer_steps == 8 * 20  # 20 epochs
+    assert SFTRunConfig(examples=100, num_train_epochs=2.5, per_device_train_batch_size=8,
+                        gradient_accumulation_steps=2).optimizer_steps == 250 // 16
+    with pytest.raises(ValueError, match="^learning_rate: expected > 0"):
+        SFTRunConfig(out="x", learning_rate=0).validate()
 
 
 def test_cli_rejects_bad_input(tmp_path, capsys):
     from trainers.cli import main
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text("learning_rate: 0.1\n")
+    bad.write_text("lr: 0.1\n")
     with pytest.raises(SystemExit) as e:
         main(["sft", "--preset", "micro", "--config", str(bad), "--out", str(tmp_path / "r")])
-    assert e.value.code == 2 and "learning_rate: unknown option for SFTRunConfig" in capsys.readouterr().err
+    assert e.value.code == 2 and "lr: unknown option for SFTRunConfig" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["sft", "--preset", "huge", "--out", str(tmp_path / "r")])
-    assert "preset: 'huge' is not one of" in capsys.readouterr().err
+    assert "preset: 'huge' is not one of micro, tiny, qwen1.5b" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["sft", "--preset", "micro", "--position-stretch", "2", "--out", str(tmp_path / "r")])
+    assert e.value.code == 2 and "--position-stretch" in capsys.readouterr().err  # removed: not an option
     with pytest.raises(SystemExit):
-        main(["sft", "--preset", "micro", "--position-stretch", "0.5", "--out", str(tmp_path / "r")])
-    assert "position_stretch: expected >= 1, got 0.5" in capsys.readouterr().err
+        main(["sft", "--preset", "micro", "--arm", "X", "--out", str(tmp_path / "r")])
+    assert "arm: 'X' is not one of" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["eval", str(tmp_path / "missing")])
     assert "no model in" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["sft", "--model", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r2")])
+        main(["sft", "--model-name-or-path", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r2")])
     assert "no such directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["sfx"])
+    assert "unknown command 'sfx'" in capsys.readouterr().err
+
+
+def test_help_shows_every_field_with_its_docstring(capsys):
+    import dataclasses
+
+    from trainers.cli import main
+    from trainers.rl_config import ALGORITHMS
+
+    for argv, cls in [(["sft"], SFTRunConfig), *((["rl", "--algo", a], c) for a, c in ALGORITHMS.items())]:
+        with pytest.raises(SystemExit) as e:
+            main([*argv, "--help"])
+        assert e.value.code == 0
+        shown = " ".join(capsys.readouterr().out.replace("│", " ").split())
+        for f in dataclasses.fields(cls):
+            flag = "--problem.min-steps" if f.name == "problem" else "--" + f.name.replace("_", "-")
+            assert flag in shown, (argv, flag)
+        docstring = "Optimizer steps." if cls is not SFTRunConfig else "Distinct training examples"
+        assert docstring in shown  # a field's docstring is its help
 
 
 def test_cli_eval_writes_a_report(one_step_run, capsys):
     from trainers.cli import main
 
     out, _ = one_step_run
-    assert main(["eval", out, "--steps-range", "1", "-n", "24", "--problem", '{"problem_types": ["evaluation"]}']) == 0
+    assert main(["eval", out, "-n", "24"]) == 0  # the run's own problems: 1-step evaluation
     report = json.load(open(f"{out}/eval_1-1.json"))
-    assert report["greedy"]["n"] == 24 and report["steps_range"] == [1, 1]
+    assert report["greedy"]["n"] == 24 and report["problem_config"]["problem_types"] == ["evaluation"]
     printed = capsys.readouterr().out
     assert "greedy: accuracy" in printed and "evaluation" in printed
+    assert main(["eval", out, "-n", "8", "--problem.problem-types", "inversion", "--out", f"{out}/inv.json"]) == 0
+    report = json.load(open(f"{out}/inv.json"))
+    assert report["greedy"]["n"] == 8 and set(report["greedy"]["per_kind"]) == {"inversion"}
+    assert report["problem_config"]["max_steps"] == 1  # the rest of the run's problem settings
 
 
 def test_shuffled_order_is_a_fresh_permutation_per_epoch():
@@ -254,38 +277,3 @@ def test_packed_batches_give_the_padded_batch_loss_on_fewer_rows(micro_dir):
         leaky = token_losses(model(input_ids=batch["input_ids"], use_cache=False).logits, batch["labels"]).sort().values
     assert torch.allclose(packed, padded, atol=1e-5)  # same per-token losses (rows hold examples in another order)
     assert not torch.allclose(leaky, padded, atol=1e-3)  # attending across examples would have changed them
-
-
-def test_stretched_positions_keep_examples_apart_and_stretch_each_by_one_factor(micro_dir):
-    from trainers.sft import PackedBatches
-
-    model, tok = load_model(micro_dir)
-    problems = fe.ProblemSet(fe.ProblemConfig(min_steps=1, max_steps=4), seed=4, size=10)
-    examples = []
-    for i, problem in enumerate(problems):
-        ids = tok(fe.render_prompt(problem) + " " + fe.write_trace(problem, fe.STRATEGIES[i % 2]),
-                  add_special_tokens=False)["input_ids"]
-        examples.append({"input_ids": ids, "labels": ids})
-    batch = PackedBatches(tok.pad_token_id, position_stretch=2.0, seed=5)(examples)
-    assert batch["attention_mask"].shape == (batch["input_ids"].shape[0], 1, *batch["input_ids"].shape[1:] * 2)
-    with torch.no_grad():
-        packed = model(**batch, use_cache=False).logits
-    alone, stretched = 0, 0
-    for r in range(batch["input_ids"].shape[0]):
-        pos = batch["position_ids"][r].tolist()
-        starts = [i for i, p in enumerate(pos) if p == 0] + [len(pos)]
-        for a, b in zip(starts, starts[1:]):
-            if batch["labels"][r, a] == -100:  # the row's padding
-                continue
-            seg = slice(a, b)
-            steps = torch.diff(batch["position_ids"][r, seg])
-            assert steps.min() >= 1 and steps.max() <= 3  # one factor in [1, 2] per example, rounded
-            stretched += int(steps.max() > 1)
-            with torch.no_grad():
-                own = model(input_ids=batch["input_ids"][r:r + 1, seg], position_ids=batch["position_ids"][r:r + 1, seg],
-                            attention_mask=torch.ones((1, b - a), dtype=torch.long), use_cache=False).logits
-            assert torch.allclose(packed[r:r + 1, seg], own, atol=1e-4)  # it sees only itself, at its positions
-            alone += 1
-    assert alone == len(examples) and stretched >= len(examples) - 1
-    again = PackedBatches(tok.pad_token_id, position_stretch=2.0, seed=5)(examples)
-    assert torch.equal(again["position_ids"], batch["position_ids"])

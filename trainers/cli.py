@@ -15,11 +15,11 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-__all__ = ["Command", "COMMANDS", "main"]
+__all__ = ["Command", "COMMANDS", "main", "sft_config", "rl_config", "run_problem_config"]
 
-_LAYERS = ("Values come from the preset (--preset NAME, one of {presets}; default {default}: "
-           "trainers/presets/NAME.yaml), then --config FILE.yaml (the same fields; a run's config.yaml works), "
-           "then the flags given here; later wins.")
+_LAYERS = ("Values come from the preset (--preset NAME, one of {presets}, default {default}: "
+           "trainers/presets/NAME.yaml; or the path of an edited copy), then --config FILE.yaml (this command's "
+           "fields; a run's config.yaml works), then the flags given here; later wins.")
 
 
 @dataclass(frozen=True)
@@ -48,28 +48,22 @@ def _file_and_preset(config: str | None, preset: str | None) -> tuple[dict, str]
     return from_file, preset or file_preset or DEFAULT_PRESET
 
 
-def _sft(argv: list[str], prog: str) -> int:
-    import json
-
+def sft_config(argv: Sequence[str], prog: str = "ffreason sft"):
+    """The :class:`~trainers.sft.SFTRunConfig` that ``ffreason sft ARGV`` runs (``--help`` prints and exits)."""
     from . import presets
     from .settings import merge, parse_flags, split_flags
-    from .sft import SFTRunConfig, run_sft
+    from .sft import SFTRunConfig
 
     given, rest = split_flags(argv, consumed=("config",), kept=("preset",))
     from_file, preset = _file_and_preset(given["config"], given["preset"])
     default = merge(SFTRunConfig, *presets.section(preset, "sft"), from_file, {"preset": preset})
-    cfg = parse_flags(SFTRunConfig, rest, default, prog,
-                      "Supervised fine-tuning on one of the study's arms (TRL SFTTrainer); writes RUN_DIR/model, "
-                      "metrics.jsonl, tb/ and config.yaml. " + _layers_help())
-    summary = run_sft(cfg)
-    print(json.dumps(summary, indent=2))
-    print(f"run directory: {cfg.out}")
-    return 0
+    return parse_flags(SFTRunConfig, rest, default, prog,
+                       "Supervised fine-tuning on one of the study's arms (TRL SFTTrainer); writes RUN_DIR/model, "
+                       "metrics.jsonl, tb/ and config.yaml. " + _layers_help())
 
 
-def _rl(argv: list[str], prog: str) -> int:
-    import json
-
+def rl_config(argv: Sequence[str], prog: str = "ffreason rl"):
+    """The RL config (:mod:`trainers.rl_config`) that ``ffreason rl ARGV`` runs (``--help`` prints and exits)."""
     from . import presets
     from .rl_config import ALGORITHMS, check_knobs, config_class, from_layers, own_knobs
     from .settings import flag_names, parse_flags, split_flags
@@ -82,16 +76,34 @@ def _rl(argv: list[str], prog: str) -> int:
     check_knobs(algo, flag_names(rest))
     default = from_layers(algo, *presets.section(preset, "rl", algo), from_file, {"preset": preset})
     knobs = "; ".join(f"{a}: {', '.join(own_knobs(a))}" for a in ALGORITHMS)
-    cfg = parse_flags(cls, rest, default, prog,
-                      f"RL from a trained model on an ffreason environment with --algo {' | '.join(ALGORITHMS)} "
-                      f"(default grpo; this help is --algo {algo}'s). Prompts come from the env's seeded stream, "
-                      "every member of a group gets the same problem, rewards come from the env's score (what its "
-                      "step returns). Writes RUN_DIR/metrics.jsonl (strategy fractions and accuracy per kind), "
-                      "completions.jsonl (one line per sampled response), tb/, checkpoints/, model/ and "
-                      f"config.yaml. Each algorithm's own knobs ({knobs}) are refused for the other. "
-                      + _layers_help())
+    return parse_flags(cls, rest, default, prog,
+                       f"RL from a trained model on an ffreason environment with --algo {' | '.join(ALGORITHMS)} "
+                       f"(default grpo; this help is --algo {algo}'s). Prompts come from the env's seeded stream, "
+                       "every member of a group gets the same problem, rewards come from the env's score (what its "
+                       "step returns). Writes RUN_DIR/metrics.jsonl (strategy fractions and accuracy per kind), "
+                       "completions.jsonl (one line per sampled response), tb/, checkpoints/, model/ and "
+                       f"config.yaml. Each algorithm's own knobs ({knobs}) are refused for the other. "
+                       + _layers_help())
+
+
+def _sft(argv: list[str], prog: str) -> int:
+    import json
+
+    from .sft import run_sft
+
+    cfg = sft_config(argv, prog)
+    summary = run_sft(cfg)
+    print(json.dumps(summary, indent=2))
+    print(f"run directory: {cfg.out}")
+    return 0
+
+
+def _rl(argv: list[str], prog: str) -> int:
+    import json
+
     from .rl import make_trainer
 
+    cfg = rl_config(argv, prog)
     run = make_trainer(cfg)
     summary = run.train()
     if run.is_main:  # under accelerate launch every process gets here

@@ -75,6 +75,7 @@ class EvalRunConfig:
     problem: ProblemConfig = field(default_factory=ProblemConfig)
     """The validation problems; by default the run's training problems (from its config.yaml), labels from 1."""
     settings: Annotated[EvalSettings, OMIT_PREFIX] = field(default_factory=EvalSettings)
+    """How the model is evaluated (its flags carry no prefix: ``-n``, ``--samples``, ...)."""
     out: str | None = None
     """Report path (default RUN_DIR/eval_MIN-MAX.json)."""
     threads: int | None = None

@@ -25,7 +25,7 @@ class ModelPreset:
     max_position_embeddings: int = 2048
     initializer_range: float = 0.02
     """Std of the initial weights. 0.05 for ``tiny``: the plateau before the arithmetic table is learnt ended at
-    step 200 instead of 400-600 (``python -m benchmarks sft_plateau``, docs/training.md)."""
+    step 200 instead of 400-600 (``python -m benchmarks sft_plateau``, docs/results.md)."""
 
 
 PRESETS: dict[str, ModelPreset] = {

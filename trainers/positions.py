@@ -2,7 +2,7 @@
 
 A small transformer trained on 2-5-step chains finds "op number i" in the
 prompt by its distance, and on 6-9-step chains that distance is one it never
-saw: its look-ups land a line short (docs/reproduction.md). Position coupling
+saw: its look-ups land a line short (docs/log.md). Position coupling
 (Cho et al., 2024, "Position Coupling: Improving Length Generalization of
 Arithmetic Transformers Using Task Structure") takes the distance away: a
 token's position id is computed from the label of the line it belongs to, so

@@ -30,7 +30,6 @@ import random
 import shutil
 import tempfile
 import time
-from typing import Any
 
 import torch
 

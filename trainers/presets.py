@@ -5,14 +5,13 @@ command: ``sft``, ``rl`` (shared by the RL algorithms), one per algorithm
 (``grpo``, ``ppo``: its own knobs) and ``reproduce`` (the experiments'
 evaluation stages). ``ffreason sft|rl --preset NAME`` and ``ffreason
 reproduce ... --preset NAME`` read the same sections, so a stage of a
-reproduction is the run those commands make. Copy a file, edit it, and give
-its sections' fields to ``--config``.
+reproduction is the run those commands make. To change a recipe, copy a file,
+edit it and give its path as the preset (``--preset my_tiny.yaml``).
 """
 
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from typing import Any
 
 __all__ = ["PRESET_DIR", "SECTIONS", "DEFAULT_PRESET", "names", "load", "section"]
@@ -30,14 +29,24 @@ def names() -> list[str]:
     return sorted(found, key=lambda n: (order.get(n, 2), n))
 
 
-@lru_cache(maxsize=None)
+def _path(name: str) -> str:
+    """A shipped preset's file, or ``name`` itself when it is the path of a YAML file (a user's copy)."""
+    if name.endswith((".yaml", ".yml")):
+        if not os.path.isfile(name):
+            raise FileNotFoundError(f"preset: no such file {name!r}")
+        return name
+    if name not in names():
+        raise ValueError(f"preset: {name!r} is not one of {', '.join(names())} (or the path of a preset file)")
+    return os.path.join(PRESET_DIR, f"{name}.yaml")
+
+
 def _read(name: str) -> dict[str, dict[str, Any]]:
     import yaml
 
-    if name not in names():
-        raise ValueError(f"preset: {name!r} is not one of {', '.join(names())}")
-    with open(os.path.join(PRESET_DIR, f"{name}.yaml"), encoding="utf-8") as f:
+    with open(_path(name), encoding="utf-8") as f:
         data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"preset {name}: expected a mapping of sections, got {type(data).__name__}")
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
         raise ValueError(f"preset {name}: unknown section {unknown[0]!r} (expected {', '.join(SECTIONS)})")

@@ -58,22 +58,29 @@ class RLRunConfig:
     per_device_train_batch_size: int = 32
     """Completions per optimizer step and device (prompts per step = this / num_generations)."""
     learning_rate: float = 1e-5
+    """Peak learning rate (AdamW)."""
     lr_scheduler_type: str = "constant"
+    """transformers scheduler name (constant, cosine, linear, ...)."""
     warmup_steps: float = 0.0
     """Warm-up steps; below 1, a fraction of ``max_steps``."""
     weight_decay: float = 0.0
+    """AdamW's weight decay."""
     max_grad_norm: float = 1.0
+    """Gradients are clipped to this norm."""
     beta: float = 0.05
     """KL coefficient to the initial policy (0 skips the reference model)."""
     temperature: float = 0.7
     """Sampling temperature of the rollouts."""
     top_p: float = 1.0
+    """Nucleus sampling of the rollouts (1: the whole distribution)."""
     max_completion_length: int = 512
     """Generation budget in tokens: also the study's lever for selection (a long search does not fit)."""
     epsilon: float = 0.2
     """Clip range of the policy ratio."""
     seed: int = 0
+    """Seed of the model's sampling and of the prompt order."""
     bf16: bool = False
+    """bfloat16 weights and training (GPU)."""
     save_steps: int = 25
     """Checkpoint every N optimizer steps (and at the end)."""
     eval_every: int = 25
@@ -146,6 +153,7 @@ class GRPORunConfig(RLRunConfig):
     run_class: ClassVar[str] = "trainers.grpo:GRPORun"
 
     gradient_accumulation_steps: int = 1
+    """Batches of ``per_device_train_batch_size`` completions per optimizer step."""
     loss_type: str = "grpo"
     """TRL's loss: grpo | dr_grpo | dapo | bnpo | ..."""
     scale_rewards: str = "group"
@@ -153,6 +161,7 @@ class GRPORunConfig(RLRunConfig):
     num_iterations: int = 1
     """Updates per generated batch."""
     logging_steps: int = 1
+    """Log TRL's metrics every N optimizer steps (the strategy metrics are logged at every step)."""
     use_vllm: bool = False
     """Generate with vLLM (GPU; pip install 'ffreason[vllm]')."""
     vllm_mode: str = "colocate"

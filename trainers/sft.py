@@ -61,9 +61,11 @@ class SFTRunConfig:
     warmup_steps: float = 0.03
     """Warm-up steps; below 1, a fraction of the run's steps (as in transformers)."""
     weight_decay: float = 0.0
+    """AdamW's weight decay."""
     per_device_train_batch_size: int = 16
     """Sequences per optimizer step and device."""
     gradient_accumulation_steps: int = 1
+    """Batches per optimizer step."""
     max_length: int = 2048
     """Sequences are truncated to this many tokens."""
     seed: int = 0
@@ -115,7 +117,7 @@ def shuffled_order(n: int, epochs: int, seed: int) -> list[int]:
     answer in symbol order, so length-sorted batches share their answer; both
     they and answer-free grouping (one kind, strategy and step count per
     batch) learnt more slowly than random batches (``python -m benchmarks
-    sft_plateau``, docs/training.md). :class:`PackedBatches` removes the
+    sft_plateau``, docs/results.md). :class:`PackedBatches` removes the
     padding instead.
     """
     order = []
