@@ -66,7 +66,7 @@ def run(init: str | None, preset: str, repeats: int, threads: list[int]) -> dict
         "tokens_per_completion": statistics.fmean(lengths),
         "settings": {"init": init or f"a fresh (untrained) {preset} model", "preset": preset, "repeats": repeats,
                      "threads": threads, "completions_per_batch": batch, "num_generations": group,
-                     "max_completion_length": rl["max_completion_length"], "temperature": rl["temperature"],
+                     "max_completion_length": rl.max_completion_length, "temperature": rl.temperature,
                      "parameters": sum(p.numel() for p in model.parameters())},
     }
 

@@ -115,7 +115,7 @@ def test_an_atomic_write_replaces_the_whole_file_or_nothing(tmp_path):
         assert a != b and os.path.dirname(a) == os.path.dirname(b) == str(tmp_path)
         open(a, "w").write("a\n")
         open(b, "w").write("b\n")
-    assert path.read_text() == "b\n" and os.listdir(tmp_path) == ["config.yaml"]
+    assert path.read_text() == "a\n" and os.listdir(tmp_path) == ["config.yaml"]  # the writer done last wins
 
 
 def test_every_file_a_run_writes_whole_goes_through_the_atomic_helper():

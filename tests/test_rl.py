@@ -74,6 +74,7 @@ def test_grpo_steps_log_strategy_fractions_and_share_a_problem_per_group(one_ste
     run = make_trainer(cfg)
     summary = run.train()
     assert summary["steps"] == 3 and os.path.isfile(out / "model" / "config.json")
+    assert len(os.listdir(out / "tb")) == 1  # one event file: the final evaluation goes to the open writer
     # evaluations generate under the training budget, so a search that cannot finish in training fails there too
     assert [r["max_new_tokens"] for r in run.evaluate().values()] == [cfg.max_completion_length]
     train = [m for m in _lines(out / "metrics.jsonl") if m["phase"] == "train" and "train/accuracy" in m]
@@ -162,8 +163,9 @@ def test_a_run_killed_after_its_last_checkpoint_resumes_without_training_more(mi
     ],
 )
 def test_bad_config_fails_before_training_naming_the_problem(micro_dir, tmp_path, change, message):
+    change = dict(change)
     with pytest.raises(ValueError, match=message):
-        make_trainer(_cfg(micro_dir, tmp_path / "r", **change))
+        make_trainer(_cfg(change.pop("init", micro_dir), tmp_path / "r", **change))
     assert not (tmp_path / "r").exists()  # nothing written
 
 

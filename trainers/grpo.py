@@ -41,12 +41,11 @@ class GRPORun(RLRun):
                              "final save need whole ones; use DDP or ZeRO-2 (docs/scaling.md)")
         super().__init__(cfg)
         from datasets import Dataset
-        from transformers.integrations import TensorBoardCallback
         from trl import GRPOConfig, GRPOTrainer
 
         import torch
 
-        from .runlog import metrics_callback
+        from .runlog import metrics_callback, tensorboard_callback
 
         args = GRPOConfig(
             output_dir=self.checkpoint_dir,
@@ -88,7 +87,7 @@ class GRPORun(RLRun):
             args=args,
             train_dataset=Dataset.from_list(self.train_problems.rows()),
             processing_class=self.tokenizer,
-            callbacks=[metrics_callback(self.metrics, "train"), TensorBoardCallback(tb_writer=self.tb),
+            callbacks=[metrics_callback(self.metrics, "train"), tensorboard_callback(self.tb),
                        self._eval_callback()],
         )
         self.model = self.trainer.model

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 from ffreason_env.atomic import atomic_write
 
 __all__ = ["CONFIG_FILE", "METRICS_FILE", "COMPLETIONS_FILE", "CHECKPOINTS", "MetricsLog", "last_step",
-           "metrics_callback", "write_json", "last_checkpoint", "check_resume_settings"]
+           "metrics_callback", "tensorboard_callback", "write_json", "last_checkpoint", "check_resume_settings"]
 
 CONFIG_FILE = "config.yaml"
 """A run's resolved settings (the command and every field), written before it trains."""
@@ -111,6 +111,20 @@ def metrics_callback(log: MetricsLog, phase: str, drop: tuple[str, ...] = ()):
                 log.write(state.global_step, phase, numbers)
 
     return _Callback()
+
+
+def tensorboard_callback(writer):
+    """transformers' ``TensorBoardCallback`` on the run's own writer, which it leaves open at the end of training:
+    the run logs its final evaluation after that and closes the writer itself (a closed writer reopens into a
+    second event file)."""
+    from transformers.integrations import TensorBoardCallback
+
+    class _Callback(TensorBoardCallback):
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.tb_writer:
+                self.tb_writer.flush()
+
+    return _Callback(tb_writer=writer)
 
 
 def last_checkpoint(directory: str) -> str | None:

@@ -206,12 +206,11 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
     from datasets import Dataset
     from torch.utils.tensorboard import SummaryWriter
     from transformers import set_seed
-    from transformers.integrations import TensorBoardCallback
     from trl import SFTConfig, SFTTrainer
 
     from .evaluation import EvalSettings, evaluate, format_report, validation_set
     from .models import STUDY_LORA, build_tiny_model, load_model, position_coupling
-    from .runlog import CONFIG_FILE, MetricsLog, metrics_callback, write_json
+    from .runlog import CONFIG_FILE, MetricsLog, metrics_callback, tensorboard_callback, write_json
     from .tokenizer import missing_words
 
     cfg.validate()
@@ -274,7 +273,7 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
         processing_class=tokenizer,
         data_collator=PackedBatches(tokenizer.pad_token_id, coupling),
         # TRL counts a batch without attention mask as one padding-free row: its num_tokens is wrong for packed rows
-        callbacks=[metrics_callback(log, "sft", drop=("num_tokens",)), TensorBoardCallback(tb_writer=tb)],
+        callbacks=[metrics_callback(log, "sft", drop=("num_tokens",)), tensorboard_callback(tb)],
     )
     start = time.perf_counter()
     trainer.train()
