@@ -212,7 +212,7 @@ class Builder:
         name = name or arm
         cfg = merge(SFTRunConfig, self.sections["sft"], {
             "preset": self.preset, "out": os.path.join(self.run_dir, "sft", name), "arm": arm,
-            "problem": {**self.sections["sft"].get("problem", {}), **problem},
+            "problem": problem,  # merged field by field over the section's
         })
         return SFTStage(f"sft/{name}", cfg, name)
 
@@ -225,7 +225,7 @@ class Builder:
         answers."""
         cfg = from_layers(self.algo, self.sections["rl"], self.sections[self.algo], {
             "preset": self.preset, "out": os.path.join(self.run_dir, f"rl-{data}", sft.arm), "init": sft.out,
-            "env": env, "problem": {**self.sections["rl"].get("problem", {}), **problem}, "eval_ranges": eval_ranges,
+            "env": env, "problem": problem, "eval_ranges": eval_ranges,
         })
         cfg.max_completion_length = max(cfg.max_completion_length, min_completion_length)
         return RLStage(f"rl-{data}/{sft.arm}", cfg, sft.name, sft.arm, data)

@@ -187,8 +187,10 @@ def test_each_algorithm_refuses_the_others_knobs_by_name(micro_dir, tmp_path):
         _cfg(micro_dir, tmp_path / "r", "ppo", loss_type="dr_grpo")
     for knob in ("gradient_accumulation_steps", "scale_rewards", "num_iterations", "logging_steps", "use_vllm"):
         assert knob in own_knobs("grpo") and not hasattr(PPORunConfig(), knob)  # PPO cannot silently ignore it
-    # PPO's own check does not constrain GRPO: a batch of 8 in 3 mini-batches is PPO's problem only
-    assert _cfg(micro_dir, tmp_path / "r").batch(1) == 8
+    # PPO's mini-batches do not constrain GRPO: a batch of 9 (groups of 3) is not split in PPO's default 2
+    _cfg(micro_dir, tmp_path / "r", per_device_train_batch_size=9, num_generations=3).validate()
+    with pytest.raises(ValueError, match="num_mini_batches: 2 does not divide per_device_train_batch_size 9"):
+        _cfg(micro_dir, tmp_path / "r", "ppo", per_device_train_batch_size=9, num_generations=3).validate()
     with pytest.raises(ValueError, match="num_mini_batches: 3 does not divide"):
         _cfg(micro_dir, tmp_path / "r", "ppo", num_mini_batches=3).validate()
 

@@ -23,9 +23,9 @@ def env_kwargs(cfg) -> dict[str, Any]:
     An env fixed to one kind (``ffreason/Composition-v0``, ...) takes its own kinds when the config keeps the
     default mix."""
     problem = cfg.problem.to_dict()
-    default = ProblemConfig()
-    if ENV_IDS.get(cfg.env) is not None and ENV_IDS[cfg.env].problem_types is not None \
-            and tuple(problem["problem_types"]) == default.problem_types and problem["type_weights"] is None:
+    fixed = getattr(ENV_IDS.get(cfg.env), "problem_types", None)
+    if fixed is not None and cfg.problem.problem_types == ProblemConfig().problem_types \
+            and cfg.problem.type_weights is None:
         del problem["problem_types"], problem["type_weights"]
     return {"problem_seed": cfg.prompt_seed, "format_penalty": cfg.format_penalty,
             "process_weight": cfg.process_weight, **problem}
