@@ -31,7 +31,7 @@ $(BENCH_STAMP): pyproject.toml | $(PY)
 bench: $(BENCH_STAMP)
 	$(PY) -m benchmarks env_throughput
 	$(PY) -m benchmarks verify_scaling
-	$(PY) -m benchmarks generation
+	$(PY) -m benchmarks roofline
 	$(PY) -m benchmarks trainer_overhead
 
 # The study's central experiment (SFT arms F, B, FB; GRPO on 2-5 and 6-9 steps) with the tiny model on a CPU,

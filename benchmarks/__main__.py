@@ -6,7 +6,7 @@ import sys
 BENCHMARKS = {
     "env_throughput": "items/s: generate + render + verify; ffreason vs reasoning-gym",
     "verify_scaling": "verify time vs response length; prompt/trace lengths in tokens and characters",
-    "generation": "tokens/s of the rollout path (trainers.generation) at the tiny preset",
+    "roofline": "matmul rate and bandwidth here; SFT, rollout (generate vs trainers.decoder) and GRPO against them",
     "trainer_overhead": "seconds per GRPO / PPO step; env bridge vs plain TRL",
     "fuzz_verify": "verify / env.step under 10^6 fuzzed responses: crashes, wrong rewards, time per byte",
     "sft_plateau": "when the from-scratch model learns the arithmetic table, per lr / init / batch order",

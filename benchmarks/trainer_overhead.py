@@ -2,8 +2,9 @@
 
 Arms, on the same model, prompts, batch and seed: ``bridge`` is
 ``ffreason rl --algo grpo`` (rewards from ``env.step``, strategy metrics,
-completions.jsonl); ``plain`` is TRL's ``GRPOTrainer`` with a reward function
-that returns 0.0 for everything; ``ppo`` is our PPO. The learning rate is
+completions.jsonl); ``plain`` is the same TRL ``GRPOTrainer`` (with the
+project's rollout path, :func:`trainers.grpo.trainer_class`) given a reward
+function that returns 0.0 for everything; ``ppo`` is our PPO. The learning rate is
 1e-12, so every arm samples from the same, unchanging policy and only the
 per-step work differs. The time spent inside the bridge's reward function is
 also measured directly.
@@ -31,8 +32,8 @@ def run(init: str | None, steps: int, repeats: int, threads: int, preset: str = 
 def _run(work: str, init: str | None, steps: int, repeats: int, threads: int, preset: str) -> dict:
     import torch
     from datasets import Dataset
-    from trl import GRPOTrainer
 
+    from trainers.grpo import trainer_class
     from trainers.models import build_tiny_model
     from trainers import presets
     from trainers.rl import make_trainer
@@ -71,7 +72,7 @@ def _run(work: str, init: str | None, steps: int, repeats: int, threads: int, pr
         def zero_reward(completions, **_):
             return [0.0] * len(completions)
 
-        plain = GRPOTrainer(model=plain_run.model, reward_funcs=[zero_reward], args=plain_run.trainer.args,
+        plain = trainer_class()(model=plain_run.model, reward_funcs=[zero_reward], args=plain_run.trainer.args,
                             train_dataset=Dataset.from_list(plain_run.train_problems.rows()), processing_class=plain_run.tokenizer)
         plain.train()
         arms["plain"] += _step_times(plain)[1:]

@@ -10,10 +10,10 @@ import re
 
 import pytest
 
-from benchmarks import common, env_throughput, generation, sft_plateau, trainer_overhead, verify_scaling
+from benchmarks import common, env_throughput, roofline, sft_plateau, trainer_overhead, verify_scaling
 
 DOCS = pathlib.Path(common.DOCS)
-PERFORMANCE = ("env_throughput", "verify_scaling", "generation", "trainer_overhead")
+PERFORMANCE = ("env_throughput", "verify_scaling", "roofline", "trainer_overhead")
 """The benchmarks whose tables docs/performance.md shows."""
 
 
@@ -72,11 +72,28 @@ def test_verify_scaling(tmp_path):
     assert len(re.findall(r"^\| [123] \| ", md, re.M)) == 2 * 3  # the token and the character tables
 
 
-def test_generation(tmp_path):
-    res, _ = _run(generation, "generation", tmp_path, "--preset", "micro", "--repeats", "1", "--threads", "1")
-    s = res["settings"]
-    assert s["completions_per_batch"] == 8 and res["tokens_per_second"]["1"]["n"] == 1
-    assert 1 <= res["tokens_per_completion"] <= s["max_completion_length"]
+def test_roofline(tmp_path):
+    res, md = _run(roofline, "roofline", tmp_path, "--preset", "micro", "--repeats", "1", "--sft-steps", "2",
+                   "--grpo-steps", "1", "--steps", "2-3")
+    ro, s = res["rollout"], res["settings"]
+    assert res["sft"]["steps"] == 2 and 0 < res["sft"]["fraction_of_attainable"]
+    assert ro["same_greedy_tokens"] is True  # the decoder's tokens are generate's
+    assert ro["decoder"]["seconds_per_batch"]["n"] == 1 and res["grpo"]["decoder"]["n"] == 1
+    assert 1 <= ro["tokens_per_completion"] <= s["max_completion_length"]
+    assert s["linear_parameters"] == sum(k * n for k, n in roofline.linear_shapes(_micro_config()))
+    assert "| rollout, trainers.decoder |" in md and "Greedy tokens identical: yes" in md
+
+
+def _micro_config():
+    from transformers import LlamaConfig
+
+    from trainers.models import PRESETS
+    from trainers.tokenizer import build_tokenizer
+
+    size = PRESETS["micro"]
+    return LlamaConfig(vocab_size=len(build_tokenizer()), hidden_size=size.hidden_size,
+                       num_hidden_layers=size.num_hidden_layers, num_attention_heads=size.num_attention_heads,
+                       num_key_value_heads=size.num_attention_heads, intermediate_size=size.intermediate_size)
 
 
 def test_trainer_overhead(tmp_path):

@@ -163,6 +163,8 @@ def test_sft_builds_a_coupled_model_and_refuses_what_does_not_fit(tmp_path, micr
 
     model, tok = load_model(f"{coupled_run}/model")
     assert position_coupling(model) == PositionCoupling.from_tokenizer(tok)
+    with open(f"{coupled_run}/model/config.json") as f:  # trained with per-example attention, saved with SDPA's
+        assert "ffreason_packed" not in f.read() and model.config._attn_implementation == "sdpa"
 
     problems = fe.ProblemSet(fe.ProblemConfig(min_steps=2, max_steps=3), seed=0, size=4)
     examples = []

@@ -1,15 +1,44 @@
-"""Batched sampling from a causal LM with Hugging Face ``generate`` (the CPU rollout path)."""
+"""Batched sampling from a causal LM: the rollout path of PPO and the evaluator, and of GRPO on CPU.
+
+:func:`generate_ids` runs :func:`trainers.decoder.decode` (a KV-cached loop,
+greedy output identical to Hugging Face ``generate``) where it covers the
+model, and ``model.generate`` elsewhere (other architectures, GPUs, LoRA).
+"""
 
 from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
-__all__ = ["chat_prompt", "generate", "Completion"]
+__all__ = ["chat_prompt", "generate", "generate_ids", "Completion", "BACKENDS"]
+
+BACKENDS = ("auto", "transformers")
+"""``auto``: :mod:`trainers.decoder` where it covers the model, else ``model.generate``; ``transformers``: always
+``model.generate``."""
 
 
 def chat_prompt(tokenizer, prompt: str) -> str:
     """The prompt as the model sees it: one user turn plus the generation prompt."""
     return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+
+
+def generate_ids(model, input_ids, attention_mask, *, max_new_tokens: int, eos_token_id, pad_token_id: int,
+                 do_sample: bool, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
+                 num_return_sequences: int = 1, backend: str = "auto"):
+    """``model.generate``'s output ids (prompt + completion) for a left-padded batch, by ``backend``."""
+    import torch
+
+    from .decoder import decode, unsupported
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: {backend!r} is not one of {BACKENDS}")
+    kwargs = dict(max_new_tokens=max_new_tokens, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+                  do_sample=do_sample, num_return_sequences=num_return_sequences)
+    if do_sample:
+        kwargs.update(temperature=temperature, top_p=top_p, top_k=top_k)
+    if backend == "auto" and unsupported(model) is None:
+        return decode(model, input_ids, attention_mask, **kwargs)
+    with torch.no_grad():
+        return model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
 
 
 class Completion(NamedTuple):
@@ -32,13 +61,13 @@ def generate(
     batch_size: int = 64,
     progress: bool = False,
     desc: str = "generate",
+    backend: str = "auto",
 ) -> list[list[Completion]]:
     """``num_samples`` completions per prompt (greedy when ``temperature == 0``), in prompt order.
 
     Prompts are batched longest first to waste little padding; ``batch_size``
     counts sequences (prompts x samples).
     """
-    import torch
     from tqdm.auto import tqdm
 
     if num_samples < 1:
@@ -60,13 +89,9 @@ def generate(
             idx = order[start : start + per_batch]
             enc = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
             enc = {k: v.to(device) for k, v in enc.items()}
-            kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=eos)
-            if temperature > 0:
-                kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0, num_return_sequences=num_samples)
-            else:
-                kwargs.update(do_sample=False)
-            with torch.no_grad():
-                out = model.generate(**enc, **kwargs)
+            out = generate_ids(model, enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
+                               eos_token_id=eos, pad_token_id=pad, do_sample=temperature > 0, temperature=temperature,
+                               top_p=top_p, num_return_sequences=num_samples, backend=backend)
             new = out[:, enc["input_ids"].shape[1] :]
             for row, ids in enumerate(new.tolist()):
                 n = len(ids)

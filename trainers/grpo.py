@@ -10,6 +10,11 @@ metrics (``log_metric``), which our callbacks copy to ``metrics.jsonl`` and
 TensorBoard. Every knob is a field of
 :class:`~trainers.rl_config.GRPORunConfig`.
 
+On CPU the completions of the from-scratch model are sampled by
+:mod:`trainers.decoder` (the same tokens as ``generate``, several times
+faster), through :func:`trainer_class`'s one override of TRL's generation
+step; every other case keeps TRL's own path.
+
 Under ``accelerate launch`` it runs data-parallel (DDP, DeepSpeed ZeRO-1/2):
 TRL's sampler hands each process different prompts, the reward function
 gathers every process's completions to the main process, which alone writes
@@ -41,7 +46,7 @@ class GRPORun(RLRun):
                              "final save need whole ones; use DDP or ZeRO-2 (docs/scaling.md)")
         super().__init__(cfg)
         from datasets import Dataset
-        from trl import GRPOConfig, GRPOTrainer
+        from trl import GRPOConfig
 
         import torch
 
@@ -76,12 +81,13 @@ class GRPORun(RLRun):
             save_steps=cfg.save_steps,
             seed=cfg.seed,
             bf16=cfg.bf16,
+            gradient_checkpointing=cfg.gradient_checkpointing,
             use_cpu=not torch.cuda.is_available(),
             dataloader_num_workers=0,
             log_completions=False,
             disable_dropout=True,
         )
-        self.trainer = GRPOTrainer(
+        self.trainer = trainer_class()(
             model=self.model,
             reward_funcs=[self._reward_func()],
             args=args,
@@ -134,3 +140,39 @@ class GRPORun(RLRun):
             return self.trainer.model, self.resume_step, {}
         self.trainer.train(resume_from_checkpoint=resume)
         return self.trainer.model, self.trainer.state.global_step, {}
+
+
+def trainer_class():
+    """TRL's GRPOTrainer, sampling through :func:`trainers.decoder.decode` where it covers the model and the
+    sampling settings (``vllm``, continuous batching, min-p, repetition penalty and extra generation kwargs keep
+    TRL's path)."""
+    import torch
+    from trl import GRPOTrainer
+
+    from .decoder import decode, unsupported
+
+    class Trainer(GRPOTrainer):
+        def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations,
+                                  has_tool_images=False):
+            model = self.accelerator.unwrap_model(self.model)
+            g = self.generation_config
+            if self.use_vllm or self.use_transformers_continuous_batching or images is not None or \
+                    multimodal_fields or unsupported(model) or g.min_p is not None or \
+                    g.repetition_penalty not in (None, 1.0) or self.args.generation_kwargs:
+                return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                     has_tool_images)
+            pad = self._tokenizer.pad_token_id
+            width = max(len(ids) for ids in prompt_ids)
+            input_ids = torch.tensor([[pad] * (width - len(ids)) + list(ids) for ids in prompt_ids])
+            mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompt_ids])
+            out = decode(model, input_ids, mask, max_new_tokens=self.max_completion_length,
+                         eos_token_id=self.eos_token_ids, pad_token_id=pad, do_sample=True,
+                         temperature=self.temperature, top_p=self.top_p, top_k=self.top_k or 0)[:, width:]
+            eos = set(self.eos_token_ids)
+            completions = []
+            for row in out.tolist():  # up to and including the first EOS, as TRL keeps them
+                end = next((j + 1 for j, t in enumerate(row) if t in eos), len(row))
+                completions.append(row[:end])
+            return completions, None
+
+    return Trainer

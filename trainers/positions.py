@@ -126,16 +126,11 @@ class PositionCoupling:
         return (table(self.numbers), table(self.xs), member(self.try_ids), member(self.label_after),
                 member(self.x_after), member(self.part_after))
 
-    def position_ids(self, input_ids, attention_mask=None):
-        """``[batch, seq]`` position ids for ``input_ids`` (left padding is read from ``attention_mask``)."""
+    def _flags(self, tables, tokens, prev):
+        """Per token: whether it sets its line's position, the position it sets, and its part number and try."""
         import torch
 
-        device = input_ids.device
-        numbers, xs, tries_at, before_label, before_x, before_part = (t.to(device) for t in self._tables)
-        tokens = input_ids.clamp(max=len(numbers) - 1)
-        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask.long()
-        seq = (mask.cumsum(-1) - 1).clamp(min=0)
-        prev = torch.cat([torch.zeros_like(tokens[:, :1]), tokens[:, :-1]], dim=1)
+        numbers, xs, tries_at, before_label, before_x, before_part = tables
         number = numbers[tokens]
         x = xs[tokens]
         is_label = (number >= 0) & before_label[prev]
@@ -144,18 +139,57 @@ class PositionCoupling:
         is_x = (x >= 0) & before_x[prev]
         anchor = torch.where(is_label, number * self.label_stride,
                              torch.where(is_x, x * self.label_stride + self.given_offset, 0))
-        index = torch.arange(input_ids.shape[1], device=device).expand_as(input_ids)
+        return is_label | is_x | is_try | is_part, anchor, is_part, number, is_try
+
+    def _scan(self, input_ids, attention_mask=None):
+        """Position ids of a whole ``[batch, seq]`` sequence, and the state :meth:`advance` continues from."""
+        import torch
+
+        tables = tuple(t.to(input_ids.device) for t in self._tables)
+        tokens = input_ids.clamp(max=len(tables[0]) - 1)
+        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask.long()
+        seq = (mask.cumsum(-1) - 1).clamp(min=0)
+        prev = torch.cat([torch.zeros_like(tokens[:, :1]), tokens[:, :-1]], dim=1)
+        flagged, anchor, is_part, number, is_try = self._flags(tables, tokens, prev)
+        index = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
 
         def last(flag):  # index of the last flagged token at or before each token (-1: none yet)
             return torch.where(flag, index, -1).cummax(-1).values
 
-        last_anchor = last(is_label | is_x | is_try | is_part)
+        last_anchor = last(flagged)
         at = last_anchor.clamp(min=0)
-        line = anchor.gather(-1, at) + seq - seq.gather(-1, at)
+        base = anchor.gather(-1, at) - seq.gather(-1, at)  # a line's position minus its token count so far
         last_part = last(is_part)
         in_part = last_part >= 0
         part = torch.where(in_part, number.gather(-1, last_part.clamp(min=0)), 0)
         tries = is_try.long().cumsum(-1)
         tries = tries - torch.where(in_part, tries.gather(-1, last_part.clamp(min=0)), 0)
-        coupled = part * self.part_stride + tries * self.try_stride + line
-        return torch.where(last_anchor >= 0, coupled, seq) * mask
+        anchored = last_anchor >= 0
+        positions = torch.where(anchored, part * self.part_stride + tries * self.try_stride + base + seq, seq) * mask
+        state = {"prev": tokens[:, -1], "seq": seq[:, -1], "anchored": anchored[:, -1], "base": base[:, -1],
+                 "part": part[:, -1], "tries": tries[:, -1]}
+        return positions, state
+
+    def position_ids(self, input_ids, attention_mask=None):
+        """``[batch, seq]`` position ids for ``input_ids`` (left padding is read from ``attention_mask``)."""
+        return self._scan(input_ids, attention_mask)[0]
+
+    def start(self, input_ids, attention_mask=None) -> dict:
+        """The state after a ``[batch, seq]`` prompt, from which :meth:`advance` gives each next token's position."""
+        return self._scan(input_ids, attention_mask)[1]
+
+    def advance(self, state: dict, tokens):
+        """``(state, positions)`` after one more token per row (``tokens [batch]``): the last column of
+        :meth:`position_ids` over the longer sequence, in a constant number of operations."""
+        import torch
+
+        tables = tuple(t.to(tokens.device) for t in self._tables)
+        tokens = tokens.clamp(max=len(tables[0]) - 1)
+        flagged, anchor, is_part, number, is_try = self._flags(tables, tokens, state["prev"])
+        seq = state["seq"] + 1
+        base = torch.where(flagged, anchor - seq, state["base"])
+        anchored = state["anchored"] | flagged
+        part = torch.where(is_part, number, state["part"])
+        tries = torch.where(is_part, 0, state["tries"]) + is_try.long()
+        positions = torch.where(anchored, part * self.part_stride + tries * self.try_stride + base + seq, seq)
+        return {"prev": tokens, "seq": seq, "anchored": anchored, "base": base, "part": part, "tries": tries}, positions

@@ -162,6 +162,9 @@ class GRPORunConfig(RLRunConfig):
     """Updates per generated batch."""
     logging_steps: int = 1
     """Log TRL's metrics every N optimizer steps (the strategy metrics are logged at every step)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory for a third more compute. TRL's default is on;
+    off here, where the tiny model's activations are small (on, a CPU GRPO step ran a second forward)."""
     use_vllm: bool = False
     """Generate with vLLM (GPU; pip install 'ffreason[vllm]')."""
     vllm_mode: str = "colocate"

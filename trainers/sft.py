@@ -230,6 +230,10 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
     if cfg.position_coupling and coupling is None:
         raise ValueError(f"position_coupling: {cfg.model_name_or_path} has plain positions; coupling is chosen when a "
                          "model is built from scratch (leave --model-name-or-path out, or drop --position-coupling)")
+    if coupling is not None:  # packed rows carry a block-diagonal mask: attend within each example alone
+        from .packed_attention import NAME as PACKED
+
+        model.set_attn_implementation(PACKED)
     missing = missing_words(tokenizer, pconfig)
     if missing:
         raise ValueError(f"model_name_or_path: the tokenizer of {cfg.model_name_or_path or cfg.model_size} cannot "
@@ -282,6 +286,8 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
     model = trainer.model
     if cfg.lora:
         model = model.merge_and_unload()
+    if coupling is not None:
+        model.set_attn_implementation("sdpa")
     model_dir = os.path.join(cfg.out, "model")
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
