@@ -27,7 +27,7 @@ $(BENCH_STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[train,dev,bench]'
 	touch $(BENCH_STAMP)
 
-# every benchmark, results into benchmarks/results/ and docs/performance.md (about 10 minutes on 2 CPUs)
+# every benchmark, results into benchmarks/results/ and docs/performance.md (about 15 minutes on 2 CPUs)
 bench: $(BENCH_STAMP)
 	$(PY) -m benchmarks env_throughput
 	$(PY) -m benchmarks verify_scaling

@@ -13,10 +13,13 @@ computation as ``generate`` with the model's own weights and nothing else:
 - rows that have emitted EOS leave the batch, so a batch of short answers
   costs what its live rows cost;
 - each layer runs Llama's operations in Llama's order (RMSNorm, rotary
-  embedding, SDPA, SiLU MLP), so greedy output is token for token that of
-  ``generate`` and sampling (temperature, top-k, top-p, as its logits
-  warpers apply them) draws the same tokens under the same seed
-  (``tests/test_decoder.py``).
+  embedding, attention, SiLU MLP); only a new token's attention differs in
+  form, two matrix products instead of SDPA's kernel (faster at one query),
+  which sum the same terms up to rounding. Greedy output is token for token
+  that of ``generate``, and sampling (temperature, top-k, top-p, as its
+  logits warpers apply them) draws the same tokens under the same seed: the
+  tests check both on plain and coupled models (``tests/test_decoder.py``),
+  and ``python -m benchmarks roofline`` on the model it times.
 
 It reads the model's parameters at every call, so a trainer that updates the
 model in place samples from the current policy. Models it does not cover
@@ -180,7 +183,7 @@ def decode(model, input_ids, attention_mask=None, *, max_new_tokens: int, eos_to
     if num_return_sequences > 1:
         input_ids = input_ids.repeat_interleave(num_return_sequences, dim=0)
         attention_mask = attention_mask.repeat_interleave(num_return_sequences, dim=0)
-    eos = torch.tensor([eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id))
+    eos = torch.tensor([eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id or ()), dtype=torch.long)
     w = _Weights(model)
     rows, prompt = input_ids.shape
     width = prompt + max_new_tokens
