@@ -94,7 +94,8 @@ def _rotary(w: _Weights, positions):
 
 
 def _project(w: _Weights, layer, x, cos, sin):
-    """A layer's queries (rotated), keys (rotated) and values: ``[rows, heads, tokens, head_dim]`` each."""
+    """A layer's queries ``[rows, heads, tokens, head_dim]`` (rotated), keys (rotated) and values (``kv_heads``
+    heads each)."""
     rows, n, _ = x.shape
     heads, kv_heads = w.heads, w.kv_heads
     h = F.linear(F.rms_norm(x, x.shape[-1:], layer[0], w.eps), layer[1])
