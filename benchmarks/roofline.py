@@ -192,8 +192,8 @@ def run(init: str | None, preset: str, threads: int, repeats: int, sft_steps: in
     rl = from_layers("grpo", *presets.section(preset, "rl", "grpo"))
     with tempfile.TemporaryDirectory(prefix="bench_roofline_") as work:
         sft = sft_stage(preset, sft_steps, work)
-        model_dir = resolve_model_dir(init) if init else sft.pop("model_dir")
-        sft.pop("model_dir", None)
+        trained = sft.pop("model_dir")
+        model_dir = resolve_model_dir(init) if init else trained
         model, tokenizer = load_model(model_dir)
         model.eval()
         config = model.config

@@ -80,20 +80,15 @@ def test_roofline(tmp_path):
     assert ro["same_greedy_tokens"] is True  # the decoder's tokens are generate's
     assert ro["decoder"]["seconds_per_batch"]["n"] == 1 and res["grpo"]["decoder"]["n"] == 1
     assert 1 <= ro["tokens_per_completion"] <= s["max_completion_length"]
-    assert s["linear_parameters"] == sum(k * n for k, n in roofline.linear_shapes(_micro_config()))
     assert "| rollout, trainers.decoder |" in md and "Greedy tokens identical: yes" in md
 
 
-def _micro_config():
-    from transformers import LlamaConfig
+def test_roofline_counts_every_matmul_of_the_model(tmp_path):
+    from trainers.models import build_tiny_model
 
-    from trainers.models import PRESETS
-    from trainers.tokenizer import build_tokenizer
-
-    size = PRESETS["micro"]
-    return LlamaConfig(vocab_size=len(build_tokenizer()), hidden_size=size.hidden_size,
-                       num_hidden_layers=size.num_hidden_layers, num_attention_heads=size.num_attention_heads,
-                       num_key_value_heads=size.num_attention_heads, intermediate_size=size.intermediate_size)
+    model, _ = build_tiny_model("micro", str(tmp_path))
+    weights = [p for name, p in model.named_parameters() if name.endswith("proj.weight")] + [model.lm_head.weight]
+    assert sum(k * n for k, n in roofline.linear_shapes(model.config)) == sum(w.numel() for w in weights)
 
 
 def test_trainer_overhead(tmp_path):

@@ -5,11 +5,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import ffreason_env as fe
-from hypothesis import given, strategies as st
 from configs import rl_config
 from trainers.decoder import decode, unsupported
 from trainers.generation import chat_prompt, generate, generate_ids
-from trainers.models import build_tiny_model, load_model, position_coupling
+from trainers.models import build_tiny_model, load_model
 
 
 @pytest.fixture(scope="module", params=["plain", "coupled", "grouped-query"])
@@ -117,49 +116,6 @@ def test_unsupported_models_are_named_and_generate_falls_back(model):
         decode(half, torch.ones((1, 3), dtype=torch.long), None, max_new_tokens=2, eos_token_id=0, pad_token_id=0)
     assert unsupported(torch.nn.Linear(2, 2)).startswith("Linear is not")
     assert len(generate(half, tokenizer, ["x"], max_new_tokens=3)) == 1  # through model.generate
-
-
-_TOKENS = st.lists(st.integers(0, 200), min_size=1, max_size=60)
-
-
-@given(prompt=_TOKENS, completion=st.lists(st.integers(0, 200), min_size=1, max_size=40),
-       pad=st.integers(0, 5))
-def test_coupled_positions_advance_as_they_are_recomputed(coupled_positions, prompt, completion, pad):
-    coupling = coupled_positions
-    full = torch.tensor([[0] * pad + prompt + completion])
-    mask = torch.tensor([[0] * pad + [1] * (len(prompt) + len(completion))])
-    expected = coupling.position_ids(full, mask)[0, pad + len(prompt):]
-    state = coupling.start(full[:, :pad + len(prompt)], mask[:, :pad + len(prompt)])
-    got = []
-    for token in completion:
-        state, position = coupling.advance(state, torch.tensor([token]))
-        got.append(int(position))
-    assert got == expected.tolist()
-
-
-@pytest.fixture(scope="module")
-def coupled_positions(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("coupled"))
-    model, _ = build_tiny_model("micro", path, coupled=True)
-    return position_coupling(model)
-
-
-def test_coupled_positions_advance_over_real_traces(coupled_positions, tmp_path):
-    from trainers.tokenizer import build_tokenizer
-
-    tokenizer = build_tokenizer()
-    for i, kind in enumerate(["evaluation", "inversion"] * 3):
-        problem = fe.generate(fe.ProblemConfig(min_steps=2, max_steps=6, problem_types=[kind]), 5, i)
-        for strategy in ("forward", "backward"):
-            prompt = tokenizer(chat_prompt(tokenizer, fe.render_prompt(problem)), add_special_tokens=False)
-            trace = tokenizer(fe.write_trace(problem, strategy), add_special_tokens=False)["input_ids"]
-            ids = torch.tensor([prompt["input_ids"] + trace])
-            state = coupled_positions.start(ids[:, :len(prompt["input_ids"])])
-            positions = []
-            for t in trace:
-                state, position = coupled_positions.advance(state, torch.tensor([t]))
-                positions.append(int(position))
-            assert positions == coupled_positions.position_ids(ids)[0, len(prompt["input_ids"]):].tolist()
 
 
 def test_grpo_samples_through_the_decoder_the_tokens_trl_would(micro_dir, tmp_path, monkeypatch):

@@ -7,6 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import ffreason_env as fe
+from hypothesis import given, strategies as st
+from trainers.generation import chat_prompt
 from trainers.models import build_tiny_model, load_model, position_coupling
 from trainers.positions import PositionCoupling
 from trainers.tokenizer import build_tokenizer
@@ -216,3 +218,33 @@ def test_vllm_is_refused_for_a_coupled_model(coupled_run, tmp_path, monkeypatch)
 
     with pytest.raises(ValueError, match="use_vllm: .* coupled position ids"):
         make_trainer(rl_config(coupled_run, tmp_path / "rl", use_vllm=True))
+
+
+def _advanced(coupling, ids, mask, start):
+    """Positions of ``ids[:, start:]`` from :meth:`PositionCoupling.advance`, one token at a time after
+    :meth:`PositionCoupling.start` on ``ids[:, :start]``."""
+    _, state = coupling.start(ids[:, :start], None if mask is None else mask[:, :start])
+    positions = []
+    for token in ids[0, start:]:
+        state, position = coupling.advance(state, token[None])
+        positions.append(int(position))
+    return positions
+
+
+@given(prompt=st.lists(st.integers(0, 200), min_size=1, max_size=60),
+       completion=st.lists(st.integers(0, 200), min_size=1, max_size=40), pad=st.integers(0, 5))
+def test_positions_advance_as_they_are_recomputed(coupling, prompt, completion, pad):
+    ids = torch.tensor([[0] * pad + prompt + completion])
+    mask = torch.tensor([[0] * pad + [1] * (len(prompt) + len(completion))])
+    start = pad + len(prompt)
+    assert _advanced(coupling, ids, mask, start) == coupling.position_ids(ids, mask)[0, start:].tolist()
+
+
+def test_positions_advance_over_real_traces(coupling, tok):
+    for i, kind in enumerate(["evaluation", "inversion"] * 3):
+        problem = fe.generate(fe.ProblemConfig(min_steps=2, max_steps=6, problem_types=[kind]), 5, i)
+        prompt = tok(chat_prompt(tok, fe.render_prompt(problem)), add_special_tokens=False)["input_ids"]
+        for strategy in ("forward", "backward"):
+            trace = tok(fe.write_trace(problem, strategy), add_special_tokens=False)["input_ids"]
+            ids = torch.tensor([prompt + trace])
+            assert _advanced(coupling, ids, None, len(prompt)) == coupling.position_ids(ids)[0, len(prompt):].tolist()

@@ -195,11 +195,15 @@ def decode(model, input_ids, attention_mask=None, *, max_new_tokens: int, eos_to
               torch.zeros((len(unique), w.kv_heads, width, w.head_dim))) for _ in w.layers]
     coupling = position_coupling(model)
     if coupling is not None:
-        positions = coupling.position_ids(unique_ids, unique_mask)
-        state = {k: v[group] for k, v in coupling.start(unique_ids, unique_mask).items()}
+        positions, state = coupling.start(unique_ids, unique_mask)
+        advance = coupling.advance
     else:  # generate's positions: the count of real tokens before, 1 on padding
         positions = (unique_mask.cumsum(-1) - 1).masked_fill(unique_mask == 0, 1)
-        state = positions[group, -1]
+        state = {"position": positions[:, -1]}
+
+        def advance(state, token):
+            return {"position": state["position"] + 1}, state["position"] + 1
+    state = {k: v[group] for k, v in state.items()}
     # a pad query attends to itself, so that no row of the mask is empty (SDPA returns NaN for one)
     causal = torch.ones((prompt, prompt), dtype=torch.bool).tril()
     mask = (unique_mask.bool()[:, None, :] & causal) | torch.eye(prompt, dtype=torch.bool)
@@ -224,13 +228,9 @@ def decode(model, input_ids, attention_mask=None, *, max_new_tokens: int, eos_to
         if alive <= len(running) * 7 // 8:  # drop finished rows (a copy of the cache) once an eighth has finished
             keep = running.nonzero().squeeze(1)
             live, token, attend, running = live[keep], token[keep], attend[keep], running[keep]
-            state = state[keep] if coupling is None else {k: v[keep] for k, v in state.items()}
+            state = {k: v[keep] for k, v in state.items()}
             cache = [(k[keep], v[keep]) for k, v in cache]
         at = prompt + t
-        if coupling is None:
-            state = state + 1
-            position = state
-        else:
-            state, position = coupling.advance(state, token)
+        state, position = advance(state, token)
         logits = _forward(w, token[:, None], position[:, None], cache, at, attend[..., :at + 1])
     return torch.cat([input_ids, out[:, :steps]], dim=1)

@@ -50,4 +50,5 @@ def packed_attention(module, query, key, value, attention_mask, dropout: float =
                               dim=1))
     return torch.stack(rows).transpose(1, 2).contiguous(), None
 
+
 AttentionInterface.register(NAME, packed_attention)

@@ -174,9 +174,10 @@ class PositionCoupling:
         """``[batch, seq]`` position ids for ``input_ids`` (left padding is read from ``attention_mask``)."""
         return self._scan(input_ids, attention_mask)[0]
 
-    def start(self, input_ids, attention_mask=None) -> dict:
-        """The state after a ``[batch, seq]`` prompt, from which :meth:`advance` gives each next token's position."""
-        return self._scan(input_ids, attention_mask)[1]
+    def start(self, input_ids, attention_mask=None) -> tuple:
+        """``(position_ids, state)`` of a ``[batch, seq]`` prompt: its positions, and the state from which
+        :meth:`advance` gives each next token's position."""
+        return self._scan(input_ids, attention_mask)
 
     def advance(self, state: dict, tokens):
         """``(state, positions)`` after one more token per row (``tokens [batch]``): the last column of
