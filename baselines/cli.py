@@ -41,6 +41,15 @@ class ReproduceConfig:
     """RL algorithm of every RL stage: TRL's GRPO (the study's) or the project's PPO."""
     force: bool = False
     """Redo every stage, even those already done."""
+    seeds: tuple[int, ...] = (1,)
+    """Replicas of the whole experiment: one number N runs replicas 0..N-1, several numbers run those replicas.
+    Replica k moves every seed that draws randomness (SFT's model initialisation and data order, RL's sampling) by
+    k and keeps the problems and validation sets; replica 0 is the preset's own run, in --out itself, replica k in
+    --out/seed-k. A rerun with more seeds adds replicas to a finished run; the report gives mean ± sd over them and
+    counts the seeds in which each claim holds."""
+    eval_n: int = 0
+    """Problems per validation set of every stage (0: the preset's, 100 at tiny scale, a 95% interval of about
+    +-10 points at 50%; 400 gives about +-5)."""
     jobs: int = 1
     """Run up to N stages at once whose inputs are ready (the arms are independent), each in its own process with
     CPU cores / N torch threads, its output in RUN_DIR/STAGE/stage.log and a progress bar in the terminal; on 2
@@ -67,11 +76,14 @@ def _reproduce(argv: list[str], prog: str) -> int:
                       "sub-directory of --out (sft/FB, rl-6-9/FB, ...), built from the preset exactly as ffreason "
                       "sft/rl --preset build them. A stage whose summary file exists is skipped, so rerunning the same "
                       "command resumes an interrupted reproduction (an RL run continues from its last checkpoint); "
-                      "--force redoes every stage. Then writes RUN_DIR/report.md with tables and PNG plots "
-                      f"(RUN_DIR/plots/) and prints the main table.\n\nexperiments:\n{experiments}")
+                      "--force redoes every stage. Then writes RUN_DIR/report.md with tables, the study's claims with a "
+                      "verdict each (holds / does not hold / inconclusive, per seed), PNG plots (RUN_DIR/plots/) and "
+                      "every number in RUN_DIR/report.json, and prints the main table."
+                      f"\n\nexperiments:\n{experiments}")
     if not cfg.out:
         raise ValueError("out: a run directory is required (--out RUN_DIR)")
-    report = reproduce(cfg.experiment, cfg.preset, cfg.out, algo=cfg.algo, force=cfg.force, jobs=cfg.jobs)
+    report = reproduce(cfg.experiment, cfg.preset, cfg.out, algo=cfg.algo, force=cfg.force, jobs=cfg.jobs,
+                       seeds=cfg.seeds, eval_n=cfg.eval_n or None)
     print(report.headline)
     print(f"report: {report.path}")
     return 0

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
-from ffreason_env import ProblemConfig
+from ffreason_env import ALIGNED, ProblemConfig
 from ffreason_env.atomic import atomic_write
+from trainers.runlog import write_json
 
 from . import report as sections
-from .report import Logs, Report, Section
-from .stages import Builder, Stage, read_manifest
+from .claims import Check, Claim, above, at_least, at_most, at_most_above
+from .report import Logs, Report, Section, parts_share, sample_share, share, tenth
+from .stages import Builder, EvalStage, RLStage, Stage, read_manifest
 from .study import AMPLIFICATION_SHARES, ARM_ORDER, COMPOSITION_PARTS, TABLE1
 
-__all__ = ["Experiment", "EXPERIMENTS", "plan", "write_report"]
+__all__ = ["Experiment", "EXPERIMENTS", "REPORT_DATA", "plan", "seed_list", "write_report"]
 
 
 def _selection(b: Builder, p: int = 11) -> list[Stage]:
@@ -67,6 +69,78 @@ def _composition(b: Builder) -> list[Stage]:
     return [with_parts, without, *rl, *(b.evaluation(s, sets) for s in (with_parts, rl[0], without, rl[1]))]
 
 
+# --- the study's claims as rules (baselines.claims): each takes one replica's Logs
+
+
+def _arms_after_sft_on_easy(r: Logs) -> list[Check]:
+    return [at_least(share(r.after_sft(arm), "eval_2-5/accuracy", f"{arm} after SFT on 2-5"), 0.70)
+            for arm in ARM_ORDER]
+
+
+def _fb_selects_on_hard(r: Logs) -> list[Check]:
+    fb, b, f = (share(r.after_rl("6-9", arm), "eval_6-9/accuracy", f"{arm} after RL on 6-9") for arm in ("FB", "B", "F"))
+    return [at_least(fb, 0.90), above(fb, b, 0.25), above(fb, f, 0.25),
+            at_most(share(r.after_rl("6-9", "B"), "eval_6-9/evaluation/accuracy", "B on evaluation"), 0.20),
+            at_most(share(r.after_rl("6-9", "F"), "eval_6-9/inversion/accuracy", "F on inversion"), 0.20)]
+
+
+def _only_fb_near_perfect(r: Logs) -> list[Check]:
+    return _arms_after_sft_on_easy(r) + [
+        at_least(share(r.after_rl("6-9", "FB"), "eval_6-9/accuracy", "FB after RL on 6-9"), 0.90),
+        *(at_most(share(r.after_rl("6-9", arm), "eval_6-9/accuracy", f"{arm} after RL on 6-9"), 0.80)
+          for arm in ("B", "F"))]
+
+
+def _select_then_improve(r: Logs) -> list[Check]:
+    sft, easy = r.after_sft("FB"), r.after_rl("2-5", "FB")
+    return [above(share(easy, "eval_6-9/evaluation/accuracy", "FB evaluation after RL on 2-5"),
+                  share(sft, "eval_6-9/evaluation/accuracy", "after SFT"), 0.10),
+            above(share(easy, "eval_6-9/aligned", "FB aligned after RL on 2-5"), share(sft, "eval_6-9/aligned",
+                                                                                      "after SFT"), 0.0),
+            *_b_improves(r, "6-9", "6-9")]
+
+
+def _b_improves(r: Logs, data: str, steps: str) -> list[Check]:
+    key = f"eval_{steps}/inversion/accuracy"
+    return [above(share(r.after_rl(data, "B"), key, f"B inversion on {steps} after RL on {data}"),
+                  share(r.after_sft("B"), key, "after SFT"), 0.25)]
+
+
+def _fb_aligned_rises(r: Logs) -> list[Check]:
+    runs = r.rl("6-9", "FB")
+    rows = r.completions(runs[0]) if runs else []
+    return [above(sample_share(tenth(rows, False), kind, ALIGNED[kind], f"FB {kind} {ALIGNED[kind]}, last tenth"),
+                  sample_share(tenth(rows, True), kind, ALIGNED[kind], "first tenth"), 0.10)
+            for kind in ("evaluation", "inversion")]
+
+
+def _improvement_needs_hard_data(r: Logs) -> list[Check]:
+    key = "eval_6-9/inversion/accuracy"
+    sft = share(r.after_sft("B"), key, "after SFT")
+    return [*_b_improves(r, "6-9", "6-9"), *_b_improves(r, "6-15", "10-15"),
+            at_most_above(share(r.after_rl("2-5", "B"), key, "B inversion on 6-9 after RL on 2-5"), sft, 0.15)]
+
+
+def _forward_tracks_share(r: Logs) -> list[Check]:
+    checks, fractions = [], []
+    for s in AMPLIFICATION_SHARES:
+        runs = r.rl(f"eval{s}")
+        x = sample_share(tenth(r.completions(runs[0]) if runs else [], False), "all", "forward",
+                         f"forward at {s}/{100 - s}")
+        fractions.append(x)
+        checks += [at_least(x, s / 100 - 0.15), at_most(x, s / 100 + 0.15)]
+    return checks + [above(b, a, 0.0) for a, b in zip(fractions, fractions[1:])]
+
+
+def _composition_needs_parts_in_sft(r: Logs) -> list[Check]:
+    after = {s.model.arm: r.eval_summary(s) for s in r.stages if isinstance(s, EvalStage) and
+             isinstance(s.model, RLStage)}  # the models after RL, by their SFT data
+    after = {sft: after.get(sft) for sft in ("with-2part", "without-2part")}
+    checks = [above(parts_share(after["with-2part"], k, f"with, {k} parts"),
+                    parts_share(after["without-2part"], k, "without"), 0.25) for k in (3, 4, 5)]
+    return checks + [at_most(parts_share(after["without-2part"], 5, "without, 5 parts"), 0.20)]
+
+
 @dataclass(frozen=True)
 class Experiment:
     name: str
@@ -76,8 +150,8 @@ class Experiment:
     """Its stages at a preset, in run order."""
     section: Callable[[Logs, "Experiment"], Section]
     """Its part of the report: the headline table, the markdown, its own plots."""
-    claims: tuple[str, ...]
-    """What the study reports for it, in words."""
+    claims: tuple[Claim, ...]
+    """What the study reports for it, each with the rule that tests it."""
     published: dict | None = None
     """The study's numbers printed beside ours (Table 1), where there are any."""
 
@@ -86,55 +160,99 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment(
         "selection", "SFT arms F, B, FB on 2-5 steps; RL on 2-5 and on 6-9; the study's Table 1", _selection,
         sections.selection, (
-            "All three arms start near 80% on 2-5-step validation after SFT.",
-            "FB after RL on hard (6-9) data: ~95%; single-strategy arms ~50-60%, at chance on the kind their "
-            "strategy does not fit.",
-            "RL on same-difficulty data mostly selects (FB evaluation 64 -> 92); RL on harder data improves "
-            "(B inversion 39 -> 96).",
+            Claim("All three arms start near 80% on 2-5-step validation after SFT.",
+                  "each arm >= 70% on 2-5 after SFT", _arms_after_sft_on_easy),
+            Claim("FB after RL on hard (6-9) data: ~95%; single-strategy arms ~50-60%, at chance on the kind their "
+                  "strategy does not fit.",
+                  "after RL on 6-9, on 6-9: FB >= 90% and >= 25 points above B and above F; B on evaluation and F "
+                  "on inversion <= 20% (chance: 1/p)", _fb_selects_on_hard),
+            Claim("RL on same-difficulty data mostly selects (FB evaluation 64 -> 92); RL on harder data improves "
+                  "(B inversion 39 -> 96).",
+                  "on 6-9: FB's evaluation accuracy >= 10 points higher after RL on 2-5 than after SFT, with a "
+                  "higher aligned fraction; B's inversion accuracy >= 25 points higher after RL on 6-9",
+                  _select_then_improve),
+            Claim("FB's aligned-strategy fraction rises on both kinds.",
+                  "FB's sampled responses under RL on 6-9: aligned fraction >= 10 points higher in the last tenth "
+                  "of steps than in the first, on evaluation and on inversion", _fb_aligned_rises),
         ), published=TABLE1),
     Experiment(
         "improvement", "RL on 2-5 vs 6-9 vs 6-15 from the same SFT arms; accuracy per step count 2..15",
         _improvement, sections.improvement, (
-            "RL on harder data (6-9, 6-15 steps) makes a strategy work on longer chains than it was supervised on "
-            "(B inversion 39 -> 96 on 6-9 steps); RL on 2-5 does not.",
+            Claim("RL on harder data (6-9, 6-15 steps) makes a strategy work on longer chains than it was "
+                  "supervised on (B inversion 39 -> 96 on 6-9 steps); RL on 2-5 does not.",
+                  "B's inversion accuracy >= 25 points above after SFT on 6-9 after RL on 6-9 and on 10-15 after RL "
+                  "on 6-15; after RL on 2-5, at most 15 points above on 6-9", _improvement_needs_hard_data),
         )),
     Experiment(
         "amplification", "RL data 50/50, 75/25, 90/10 evaluation/inversion; forward fraction vs share",
         _amplification, sections.amplification, (
-            "With RL data skewed 50/50, 75/25, 90/10 (evaluation/inversion), the fraction of forward responses "
-            "tracks the evaluation share.",
+            Claim("With RL data skewed 50/50, 75/25, 90/10 (evaluation/inversion), the fraction of forward "
+                  "responses tracks the evaluation share.",
+                  "forward fraction of the samples in the last tenth of RL steps within 15 points of each share, "
+                  "and rising with the share", _forward_tracks_share),
         )),
     Experiment(
         "composition", "SFT with / without 2-part compositions; RL on 3-5 parts; accuracy per part count",
         _composition, sections.composition, (
-            "With 2-part compositions in SFT, RL on 3-5-part compositions extends to longer chains; without them "
-            "in SFT, RL does not learn composition.",
+            Claim("With 2-part compositions in SFT, RL on 3-5-part compositions extends to longer chains; without "
+                  "them in SFT, RL does not learn composition.",
+                  "after RL on 3-5 parts: the model with 2-part compositions in SFT >= 25 points above the one "
+                  "without on 3, 4 and 5 parts; the one without <= 20% on 5 parts", _composition_needs_parts_in_sft),
         )),
     Experiment(
         "gf13", "selection at p = 13", lambda b: _selection(b, p=13), sections.selection, (
-            "GF(13): all arms 70-80% after SFT on 2-5 steps; after RL on 6-9 only FB is near perfect.",
+            Claim("GF(13): all arms 70-80% after SFT on 2-5 steps; after RL on 6-9 only FB is near perfect.",
+                  "each arm >= 70% on 2-5 after SFT; after RL on 6-9, on 6-9: FB >= 90%, B and F <= 80%",
+                  _only_fb_near_perfect),
         )),
 )}
 
 
-def plan(experiment: str, preset: str, run_dir: str, algo: str = "grpo") -> list[Stage]:
-    """The stages of ``experiment`` at ``preset``, in run order, every config validated (nothing is loaded)."""
+def seed_list(seeds: Sequence[int]) -> list[int]:
+    """``--seeds``: one number N is replicas 0..N-1; several numbers are those replicas."""
+    seeds = list(seeds)
+    if not seeds or any(isinstance(k, bool) or not isinstance(k, int) or k < 0 for k in seeds):
+        raise ValueError(f"seeds: expected N >= 1 or a list of replicas >= 0, got {seeds!r}")
+    if len(seeds) == 1:
+        if seeds[0] < 1:
+            raise ValueError(f"seeds: expected N >= 1 (replicas 0..N-1), got {seeds[0]}")
+        return list(range(seeds[0]))
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds: {seeds} names a replica twice")
+    return sorted(seeds)
+
+
+def plan(experiment: str, preset: str, run_dir: str, algo: str = "grpo", replicas: Sequence[int] = (0,),
+         eval_n: int | None = None) -> list[Stage]:
+    """The stages of ``experiment`` at ``preset`` for each replica (seed), in run order, every config validated
+    (nothing is loaded). Replica 0's stages are in ``run_dir``, replica k's in ``run_dir/seed-k``; ``eval_n``
+    problems per validation set (None: the preset's)."""
     if experiment not in EXPERIMENTS:
         raise ValueError(f"experiment: {experiment!r} is not one of {', '.join(EXPERIMENTS)}")
-    stages = EXPERIMENTS[experiment].stages(Builder(run_dir, preset, algo))
+    stages = [s for k in replicas for s in EXPERIMENTS[experiment].stages(Builder(run_dir, preset, algo, k, eval_n))]
     for stage in stages:
         stage.validate()
     return stages
 
 
+REPORT_DATA = "report.json"
+"""``RUN_DIR/report.json``: every number of the report per replica, and each claim's verdicts."""
+
+
 def write_report(run_dir: str) -> Report:
-    """Write ``RUN_DIR/report.md`` and its plots from the logged metrics of the experiment the directory holds."""
+    """Write ``RUN_DIR/report.md``, ``report.json`` and the plots from the logged metrics of the experiment the
+    directory holds."""
     manifest = read_manifest(run_dir)
     experiment = EXPERIMENTS[manifest["experiment"]]
-    logs = Logs(run_dir, plan(experiment.name, manifest["preset"], run_dir, manifest["algo"]))
+    replicas = manifest.get("seeds", [0])
+    logs = Logs(run_dir, plan(experiment.name, manifest["preset"], run_dir, manifest["algo"], replicas,
+                              manifest.get("eval_n")))
     section = experiment.section(logs, experiment)
-    text = sections.document(logs, experiment.name, experiment.summary, manifest, section, experiment.claims)
+    claims_md, verdicts = sections.claims(logs, experiment.claims)
+    text = sections.document(logs, experiment.name, experiment.summary, manifest, section, claims_md)
     path = os.path.join(run_dir, "report.md")
     with atomic_write(path) as f:
         f.write(text)
+    write_json(os.path.join(run_dir, REPORT_DATA), {**manifest, "seeds": replicas, "cells": section.cells.records,
+                                                     "claims": verdicts})
     return Report(path, section.headline)

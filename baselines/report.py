@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable
@@ -23,10 +24,12 @@ from ffreason_env.atomic import atomic_path
 from trainers.evaluation import eval_set_name
 from trainers.runlog import COMPLETIONS_FILE, CONFIG_FILE, METRICS_FILE
 
+from .claims import HOLDS, Claim, Share, combine
 from .stages import STAGE_LOG, EvalStage, RLStage, SFTStage
 from .study import AMPLIFICATION_SHARES, ARM_ORDER, COMPOSITION_PARTS, SOURCE
 
-__all__ = ["Report", "Section", "Logs", "selection", "improvement", "amplification", "composition", "document"]
+__all__ = ["Report", "Section", "Logs", "Cells", "share", "sample_share", "parts_share", "tenth", "selection", "improvement",
+           "amplification", "composition", "claims", "document"]
 
 KINDS = ("evaluation", "inversion")
 NA = "-"
@@ -49,6 +52,8 @@ class Section:
     markdown: list[str]
     plots: list[str]
     """Paths of its plots, relative to the run directory."""
+    cells: Cells
+    """Every number of its tables, per replica (``report.json``)."""
 
 
 # --- what the stages logged
@@ -57,10 +62,18 @@ class Section:
 class Logs:
     """Read-once access to the stages' files."""
 
-    def __init__(self, run_dir: str, stages: list) -> None:
+    def __init__(self, run_dir: str, stages: list, _cache: dict | None = None) -> None:
         self.run_dir = run_dir
         self.stages = stages
-        self._metrics: dict[str, tuple[dict[int, dict], dict[int, dict]]] = {}
+        self._metrics: dict[str, tuple[dict[int, dict], dict[int, dict]]] = {} if _cache is None else _cache
+
+    def replicas(self) -> list[int]:
+        """The replicas (seeds) the stages belong to, in order."""
+        return sorted({s.replica for s in self.stages})
+
+    def each(self) -> list["Logs"]:
+        """One :class:`Logs` per replica, over that replica's stages alone (sharing what was read)."""
+        return [Logs(self.run_dir, [s for s in self.stages if s.replica == k], self._metrics) for k in self.replicas()]
 
     def rl(self, data: str | None = None, arm: str | None = None) -> list[RLStage]:
         return [s for s in self.stages if isinstance(s, RLStage) and data in (None, s.data) and arm in (None, s.arm)]
@@ -117,12 +130,81 @@ def _pct(x: float | None) -> str:
     return NA if x is None else f"{100 * x:.1f}"
 
 
-def _triple(m: dict | None, eval_set: str) -> str:
-    """``all / inversion / evaluation`` accuracy (%) of an evaluation line, the study's order."""
-    if m is None or f"{eval_set}/accuracy" not in m:
-        return NA
+def share(m: dict | None, key: str, name: str = "") -> Share:
+    """The fraction ``key`` of a metrics line with its count (``.../n`` beside it; absent from logs older than the
+    counts); not measured where the line or the key is missing."""
+    if m is None or m.get(key) is None:
+        return Share(name or key, None)
+    n = m.get(key.rsplit("/", 1)[0] + "/n")
+    return Share(name or key, m[key], int(n) if n else None)
+
+
+def sample_share(rows: list[dict], kind: str, strategy: str, name: str = "") -> Share:
+    """The fraction of sampled completions ``rows`` (of ``kind``, or of every kind for ``"all"``) that used
+    ``strategy``, over their count."""
+    sel = [r for r in rows if kind == "all" or r["kind"] == kind]
+    name = name or f"{kind}: {strategy}"
+    return Share(name, sum(r["strategy"] == strategy for r in sel) / len(sel), len(sel)) if sel else Share(name, None)
+
+
+def _stats(shares: list[Share]) -> dict:
+    present = [x for x in shares if x.measured]
+    out: dict = {"values": [x.value for x in shares], "n": [x.n for x in shares]}
+    if present:
+        out["mean"] = statistics.fmean(x.value for x in present)
+        out["sd"] = statistics.stdev(x.value for x in present) if len(present) > 1 else None
+        if len(present) == 1:
+            out["interval"] = list(present[0].interval()) if present[0].n else None
+    return out
+
+
+class Cells:
+    """The numbers of a report's tables, one per replica (seed) per cell: rendered as the single run's value or as
+    mean ± sd over replicas, and kept whole for ``report.json``."""
+
+    def __init__(self, replicas: list[int]) -> None:
+        self.replicas = replicas
+        self.records: list[dict] = []
+
+    def cell(self, table: str, row: str, column: str, shares: list[Share]) -> str:
+        stats = _stats(shares)
+        self.records.append({"table": table, "row": row, "column": column, "replicas": self.replicas, **stats})
+        if "mean" not in stats:
+            return NA
+        present = sum(v is not None for v in stats["values"])
+        return f"{100 * stats['mean']:.1f}" if present == 1 else f"{100 * stats['mean']:.1f} ± {100 * stats['sd']:.1f}"
+
+    def interval(self, shares: list[Share]) -> str:
+        """The 95% interval of a single run's cell (Wilson), or min-max over several replicas."""
+        present = [x for x in shares if x.measured]
+        if not present:
+            return NA
+        if len(present) > 1:
+            return f"{100 * min(x.value for x in present):.1f}-{100 * max(x.value for x in present):.1f}"
+        if not present[0].n:
+            return NA
+        lo, hi = present[0].interval()
+        return f"{100 * lo:.1f}-{100 * hi:.1f}"
+
+
+TRIPLE = ("all", "inversion", "evaluation")
+"""The parts of a Table 1 cell, the study's order."""
+
+
+def _triple_shares(m: dict | None, eval_set: str) -> list[Share]:
+    """``all / inversion / evaluation`` accuracy of an evaluation line."""
     keys = (f"{eval_set}/accuracy", f"{eval_set}/inversion/accuracy", f"{eval_set}/evaluation/accuracy")
-    return " / ".join(_pct(m.get(k)) for k in keys)
+    return [share(m, k) for k in keys]
+
+
+def _triple(cells: Cells, table: str, row: str, column: str, lines: list[dict | None], eval_set: str) -> tuple[str, str]:
+    """A Table 1 cell over replicas (one evaluation line each) and its intervals: ``all / inversion / evaluation``."""
+    per = [_triple_shares(m, eval_set) for m in lines]
+    if not any(x.measured for p in per for x in p):
+        return NA, NA
+    parts = [[p[i] for p in per] for i in range(3)]
+    return (" / ".join(cells.cell(table, row, f"{column}: {part}", xs) for part, xs in zip(TRIPLE, parts)),
+            " / ".join(cells.interval(xs) for xs in parts))
 
 
 def _table(header: list[str], rows: Iterable[list[str]]) -> str:
@@ -214,9 +296,12 @@ _COLOURS = {"evaluation": "tab:blue", "inversion": "tab:orange", "composition": 
 
 
 def _legend(cells) -> None:
+    """One legend, on the first subplot that has lines; a label once, though every seed draws its line."""
     for _, ax in cells:
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=6, loc="best")
+        handles, labels = ax.get_legend_handles_labels()
+        if handles:
+            unique = dict(zip(labels, handles))
+            ax.legend(list(unique.values()), list(unique), fontsize=6, loc="best")
             return
 
 
@@ -297,37 +382,61 @@ def plot_accuracy_vs_steps(logs: Logs, arms: list[str]) -> str:
 # --- one section per experiment: its headline table, its markdown lines, and its own plot where it has one
 
 
+def _seeds_note(logs: Logs) -> str:
+    k = len(logs.replicas())
+    return ("one run (seed 0); the table below it gives each cell's 95% interval (Wilson, over the cell's "
+            "problems)" if k == 1 else
+            f"mean ± sd over {k} seeds ({', '.join(map(str, logs.replicas()))}); the table below it gives each "
+            f"cell's lowest-highest seed")
+
+
 def selection(logs: Logs, experiment) -> Section:
     """Table 1 on 6-9 steps (beside ``experiment.published``, the study's, where it has it), the same on 2-5 steps,
-    and the aligned fraction of each RL run's samples, first -> last tenth of its steps."""
+    and the aligned fraction of each RL run's samples, first -> last tenth of its steps; every cell over the
+    replicas (seeds)."""
     published = experiment.published
+    reps = logs.each()
+    cells = Cells(logs.replicas())
     arms = [a for a in ARM_ORDER if logs.rl(arm=a)]
     datas = list(dict.fromkeys(s.data for s in logs.rl()))
 
-    def table(eval_set: str, with_study: bool) -> str:
+    def tables(eval_set: str, with_study: bool) -> tuple[str, str]:
         header = ["arm", "after SFT"] + (["study"] if with_study else [])
         for data in datas:
             header += [f"after RL on {data}"] + (["study"] if with_study else [])
-        rows = []
+        rows, spread = [], []
         for arm in arms:
-            row = [arm, _triple(logs.after_sft(arm), eval_set)]
+            value, interval = _triple(cells, eval_set, arm, "after SFT", [r.after_sft(arm) for r in reps], eval_set)
+            row, band = [arm, value], [arm, interval]
             row += [" / ".join(f"{v:.1f}" for v in published[arm]["sft"])] if with_study else []
             for data in datas:
-                row.append(_triple(logs.after_rl(data, arm), eval_set))
+                value, interval = _triple(cells, eval_set, arm, f"after RL on {data}",
+                                          [r.after_rl(data, arm) for r in reps], eval_set)
+                row.append(value)
+                band.append(interval)
                 row += [" / ".join(f"{v:.1f}" for v in published[arm][data])] if with_study else []
             rows.append(row)
-        return _table(header, rows)
+            spread.append(band)
+        return _table(header, rows), _table([h for h in header if h != "study"], spread)
 
     stage = logs.rl()[0]
     n = _eval_n(stage)
-    ours = f"ours: greedy accuracy (%) of the {stage.config.algo.upper()} runs on {n if n else '?'} validation problems"
-    headline = table(eval_set_name(6, 9), published is not None)
+    ours = (f"ours: greedy accuracy (%) of the {stage.config.algo.upper()} runs on {n if n else '?'} validation "
+            f"problems, {_seeds_note(logs)}")
+    headline, headline_spread = tables(eval_set_name(6, 9), published is not None)
+    easy, easy_spread = tables(eval_set_name(2, 5), False)
     aligned = []
-    for run in logs.rl():
-        rows = logs.completions(run)
-        before, after = _window(rows, True), _window(rows, False)
-        aligned.append([run.arm, run.data] + [f"{_pct(_fraction(before, k, ALIGNED[k]))} -> "
-                                              f"{_pct(_fraction(after, k, ALIGNED[k]))}" for k in KINDS])
+    for run in [s for s in logs.rl() if s.replica == logs.replicas()[0]]:
+        windows = [[r.completions(s) for s in r.rl(run.data, run.arm)] for r in reps]
+        rows = [w[0] if w else [] for w in windows]
+        row = [run.arm, run.data]
+        for kind in KINDS:
+            before = [sample_share(tenth(r, True), kind, ALIGNED[kind]) for r in rows]
+            after = [sample_share(tenth(r, False), kind, ALIGNED[kind]) for r in rows]
+            row.append(f"{cells.cell('aligned samples', f'{run.arm} {run.data}', f'{kind}: first tenth', before)} -> "
+                       f"{cells.cell('aligned samples', f'{run.arm} {run.data}', f'{kind}: last tenth', after)}")
+        aligned.append(row)
+    spread_title = "95% intervals" if len(reps) == 1 else "lowest-highest seed"
     md = [
         "## Table 1: 6-9-step validation, all / inversion / evaluation",
         "",
@@ -336,9 +445,17 @@ def selection(logs: Logs, experiment) -> Section:
         "",
         headline,
         "",
+        f"{spread_title.capitalize()} of the cells above:",
+        "",
+        headline_spread,
+        "",
         "## The same on 2-5-step validation",
         "",
-        table(eval_set_name(2, 5), False),
+        easy,
+        "",
+        f"{spread_title.capitalize()}:",
+        "",
+        easy_spread,
         "",
         "## Strategy selection: aligned fraction (%) of sampled responses, first -> last tenth of RL steps",
         "",
@@ -348,26 +465,33 @@ def selection(logs: Logs, experiment) -> Section:
         _table(["arm", "RL data", "evaluation: forward", "inversion: backward"], aligned),
         "",
     ]
-    return Section(headline, md, [plot_accuracy_vs_steps(logs, arms), plot_accuracy_vs_rl_step(logs),
-                                  plot_strategy_vs_rl_step(logs)])
+    return Section(headline, md, [plot_accuracy_vs_steps(reps[0], arms), plot_accuracy_vs_rl_step(logs),
+                                  plot_strategy_vs_rl_step(logs)], cells)
 
 
 def improvement(logs: Logs, experiment) -> Section:
     """Greedy accuracy per number of steps before and after each RL run, and per kind per validation set."""
+    reps = logs.each()
+    cells = Cells(logs.replicas())
     arms = [a for a in ARM_ORDER if logs.rl(arm=a)]
-    all_steps = sorted({k for arm in arms for _, m in _before_after(logs, arm) for k in _per_steps(m)})
+    lines = {arm: list(zip(*[_before_after(r, arm) for r in reps])) for arm in arms}  # per model: (label, m) per replica
+    all_steps = sorted({k for arm in arms for model in lines[arm] for _, m in model for k in _per_steps(m)})
     rows, kind_rows = [], []
     for arm in arms:
-        for label, m in _before_after(logs, arm):
-            per = _per_steps(m)
-            rows.append([arm, label] + [_pct(per.get(k)) for k in all_steps])
+        for model in lines[arm]:
+            label, ms = model[0][0], [m for _, m in model]
+            rows.append([arm, label] + [cells.cell("per steps", f"{arm} {label}", str(k),
+                                                   [_step_share(m, k) for m in ms]) for k in all_steps])
             kind_rows.append([arm, label] + [
-                " / ".join(_pct((m or {}).get(f"{eval_set_name(*r)}/{kind}/accuracy"))
+                " / ".join(cells.cell("per kind", f"{arm} {label}", f"{eval_set_name(*r)}: {kind}",
+                                      [share(m, f"{eval_set_name(*r)}/{kind}/accuracy") for m in ms])
                            for kind in ("inversion", "evaluation"))
                 for r in ((2, 5), (6, 9), (10, 15))])
     headline = _table(["arm", "model"] + [str(k) for k in all_steps], rows)
     md = [
         "## Greedy accuracy (%) per number of steps",
+        "",
+        f"{_seeds_note(logs).split(';')[0].capitalize()}.",
         "",
         headline,
         "",
@@ -376,11 +500,20 @@ def improvement(logs: Logs, experiment) -> Section:
         _table(["arm", "model", "2-5", "6-9", "10-15"], kind_rows),
         "",
     ]
-    return Section(headline, md, [plot_accuracy_vs_steps(logs, arms), plot_accuracy_vs_rl_step(logs),
-                                  plot_strategy_vs_rl_step(logs)])
+    return Section(headline, md, [plot_accuracy_vs_steps(reps[0], arms), plot_accuracy_vs_rl_step(logs),
+                                  plot_strategy_vs_rl_step(logs)], cells)
 
 
-def _window(rows: list[dict], first: bool) -> list[dict]:
+def _step_share(m: dict | None, k: int) -> Share:
+    """Accuracy on ``k``-step problems, from whichever validation set of the line holds them."""
+    for key in (m or {}):
+        parts = key.split("/")
+        if len(parts) == 4 and parts[1] == "steps" and parts[2] == str(k) and parts[3] == "accuracy":
+            return share(m, key)
+    return Share(f"{k} steps", None)
+
+
+def tenth(rows: list[dict], first: bool) -> list[dict]:
     """The sampled completions of the first or the last tenth of a run's steps."""
     steps = sorted({r["step"] for r in rows})
     width = max(1, len(steps) // 10)
@@ -388,30 +521,27 @@ def _window(rows: list[dict], first: bool) -> list[dict]:
     return [r for r in rows if r["step"] in keep]
 
 
-def _fraction(rows: list[dict], kind: str, strategy: str) -> float | None:
-    """Fraction of ``rows`` (of ``kind``, or of every kind for ``"all"``) that used ``strategy``."""
-    sel = [r for r in rows if kind == "all" or r["kind"] == kind]
-    return sum(r["strategy"] == strategy for r in sel) / len(sel) if sel else None
-
-
-def _window_fractions(rows: list[dict], first: bool) -> dict[str, float | None]:
-    """Forward fraction of sampled completions, overall and per kind, over the first or last tenth of the steps."""
-    window = _window(rows, first)
-    return {kind: _fraction(window, kind, "forward") for kind in ("all", *KINDS)}
-
-
 def amplification(logs: Logs, experiment) -> Section:
     """The forward fraction of each run's samples against the evaluation share of its RL data."""
     plt = _pyplot()
+    reps = logs.each()
+    cells = Cells(logs.replicas())
     rows, points = [], []
-    for share in AMPLIFICATION_SHARES:
-        stages = logs.rl(f"eval{share}")
-        completions = logs.completions(stages[0]) if stages else []
-        before, after = _window_fractions(completions, True), _window_fractions(completions, False)
-        final = logs.after_rl(f"eval{share}", "FB")
-        rows.append([f"{share} / {100 - share}"] + [f"{_pct(before[k])} -> {_pct(after[k])}" for k in ("all", *KINDS)]
-                    + [_pct(final.get("eval_2-5/accuracy") if final else None)])
-        points.append((share, before, after))
+    for share_ in AMPLIFICATION_SHARES:
+        data = f"eval{share_}"
+        runs = [r.completions(r.rl(data)[0]) if r.rl(data) else [] for r in reps]
+        row = [f"{share_} / {100 - share_}"]
+        fractions = {}
+        for kind in ("all", *KINDS):
+            before = [sample_share(tenth(c, True), kind, "forward") for c in runs]
+            after = [sample_share(tenth(c, False), kind, "forward") for c in runs]
+            row.append(f"{cells.cell('forward samples', data, f'{kind}: first tenth', before)} -> "
+                       f"{cells.cell('forward samples', data, f'{kind}: last tenth', after)}")
+            fractions[kind] = [_mean(before), _mean(after)]
+        row.append(cells.cell("greedy", data, "eval_2-5", [share(r.after_rl(data, "FB"), "eval_2-5/accuracy")
+                                                            for r in reps]))
+        rows.append(row)
+        points.append((share_, {k: v[0] for k, v in fractions.items()}, {k: v[1] for k, v in fractions.items()}))
     headline = _table(["evaluation / inversion in RL data", "forward (%) of samples, first -> last tenth of steps",
                        "on evaluation problems", "on inversion problems", "greedy accuracy (%) after RL, 2-5"], rows)
     fig, ax = plt.subplots(figsize=(4.5, 3.6), layout="constrained")
@@ -432,25 +562,34 @@ def amplification(logs: Logs, experiment) -> Section:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6)
     plot = _save(fig, logs.run_dir, "forward_fraction_vs_share.png")
-    md = ["## Forward fraction vs evaluation share of the RL data", "", headline, "",
+    md = ["## Forward fraction vs evaluation share of the RL data", "", f"{_seeds_note(logs).split(';')[0].capitalize()}.",
+          "", headline, "",
           "Samples: the RL run's own completions (temperature sampling). The validation sets of these runs have the "
           "RL data's mix of kinds.", ""]
-    return Section(headline, md, [plot, plot_accuracy_vs_rl_step(logs), plot_strategy_vs_rl_step(logs)])
+    return Section(headline, md, [plot, plot_accuracy_vs_rl_step(logs), plot_strategy_vs_rl_step(logs)], cells)
+
+
+def _mean(shares: list[Share]) -> float | None:
+    values = [x.value for x in shares if x.measured]
+    return statistics.fmean(values) if values else None
 
 
 def composition(logs: Logs, experiment) -> Section:
     """Greedy accuracy per number of parts, after SFT and after RL, with and without compositions in SFT."""
     plt = _pyplot()
-    evals = [s for s in logs.stages if isinstance(s, EvalStage)]
+    reps = logs.each()
+    cells = Cells(logs.replicas())
     rows = []
     fig, ax = plt.subplots(figsize=(4.8, 3.4), layout="constrained")
     ax.axvspan(2.5, 5.5, color="grey", alpha=0.12, label="RL data: 3-5 parts")
-    for stage in evals:
-        summary = logs.eval_summary(stage)
-        acc = {k: summary["sets"][f"parts-{k}"]["greedy"]["accuracy"] for k in COMPOSITION_PARTS} if summary else {}
+    evals = [[s for s in r.stages if isinstance(s, EvalStage)] for r in reps]
+    for i, stage in enumerate(evals[0] if evals else []):
         model = stage.model
         label = f"SFT {model.arm}, " + ("after SFT" if isinstance(model, SFTStage) else "after RL on 3-5 parts")
-        rows.append([model.arm, label.split(", ")[1]] + [_pct(acc.get(k)) for k in COMPOSITION_PARTS])
+        per = {k: [parts_share(r.eval_summary(e[i]), k) for r, e in zip(reps, evals)] for k in COMPOSITION_PARTS}
+        rows.append([model.arm, label.split(", ")[1]] + [cells.cell("parts", f"{model.arm} {label.split(', ')[1]}",
+                                                                    f"{k} parts", per[k]) for k in COMPOSITION_PARTS])
+        acc = {k: _mean(v) for k, v in per.items() if _mean(v) is not None}
         if acc:
             ax.plot(list(acc), list(acc.values()), "o--" if isinstance(model, SFTStage) else "o-",
                     color="tab:green" if model.arm == "with-2part" else "tab:red", label=label)
@@ -462,27 +601,58 @@ def composition(logs: Logs, experiment) -> Section:
     ax.legend(fontsize=6)
     plot = _save(fig, logs.run_dir, "accuracy_vs_parts.png")
     headline = _table(["SFT data", "model"] + [f"{k} parts" for k in COMPOSITION_PARTS], rows)
-    n = evals[0].n if evals else "?"
-    md = [f"## Greedy accuracy (%) per number of parts ({n} problems per set, 2-5 steps per part)", "", headline, ""]
-    return Section(headline, md, [plot, plot_accuracy_vs_rl_step(logs)])  # parts mix strategies: no strategy plot
+    n = evals[0][0].n if evals and evals[0] else "?"
+    md = [f"## Greedy accuracy (%) per number of parts ({n} problems per set, 2-5 steps per part)", "",
+          f"{_seeds_note(logs).split(';')[0].capitalize()}.", "", headline, ""]
+    return Section(headline, md, [plot, plot_accuracy_vs_rl_step(logs)], cells)  # parts mix strategies: no strategy plot
 
 
-def document(logs: Logs, name: str, summary: str, manifest: dict, section: Section, claims) -> str:
-    """The whole ``report.md``: title, the experiment's section, the study's claims, the plots, the stages."""
+def parts_share(summary: dict | None, parts: int, name: str = "") -> Share:
+    """Greedy accuracy of an evaluation stage's summary on its ``parts``-part set."""
+    block = (summary or {}).get("sets", {}).get(f"parts-{parts}", {}).get("greedy") or {}
+    return Share(name or f"{parts} parts", block.get("accuracy"), block.get("n"))
+
+
+def claims(logs: Logs, claims_: Iterable[Claim]) -> tuple[list[str], list[dict]]:
+    """The study's claims, each rule's verdict per replica and in how many it holds: markdown and records."""
+    replicas, reps = logs.replicas(), logs.each()
+    rows, details, records = [], [], []
+    for claim in claims_:
+        checks = [claim.check(r) for r in reps]
+        verdicts = [combine(c) for c in checks]
+        per_seed = verdicts[0] if len(reps) == 1 else ", ".join(f"{k}: {v}" for k, v in zip(replicas, verdicts))
+        rows.append([claim.text, claim.rule, per_seed, f"{verdicts.count(HOLDS)} of {len(reps)}"])
+        details += [f"- *{claim.rule}*"] + [f"  - seed {k}, {v}: " + "; ".join(f"{c.text} ({c.verdict})" for c in cs)
+                                           for k, v, cs in zip(replicas, verdicts, checks)]
+        records.append({"claim": claim.text, "rule": claim.rule, "replicas": replicas, "verdicts": verdicts,
+                        "holds_in": verdicts.count(HOLDS),
+                        "checks": [[{"verdict": c.verdict, "text": c.text} for c in cs] for cs in checks]})
+    md = ["## What the study reports, and whether it holds here", "",
+          "Each claim is tested by the rule beside it, on each seed's logged metrics: a comparison **holds** when "
+          "its whole 95% interval is on the claim's side of the threshold, **does not hold** when all of it is on "
+          "the other side, and is **inconclusive** when the interval straddles the threshold or a number is "
+          "missing; a rule holds when all its comparisons do.", "",
+          _table(["the study reports", "rule", "verdict" if len(reps) == 1 else "verdict per seed",
+                  "holds in (seeds)"], rows), "", "The numbers behind each verdict:", "", *details, ""]
+    return md, records
+
+
+def document(logs: Logs, name: str, summary: str, manifest: dict, section: Section, claims_md: list[str]) -> str:
+    """The whole ``report.md``: title, the experiment's section, the study's claims and verdicts, the plots, the
+    stages."""
     seconds = logs.seconds()
     status = [[s.name, "done" if s.done() else ("partial" if os.path.exists(s.out) else "not run"),
                f"{seconds[s.name]:.0f}" if s.name in seconds else NA, s.describe()] for s in logs.stages]
+    seeds = logs.replicas()
     text = [
         f"# {name}: {summary}",
         "",
-        f"Preset `{manifest['preset']}`, RL algorithm `{manifest['algo']}`. Regenerate with "
-        f"`ffreason report {logs.run_dir}`.",
+        f"Preset `{manifest['preset']}`, RL algorithm `{manifest['algo']}`, "
+        + (f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}")
+        + f". Regenerate with `ffreason report {logs.run_dir}`; every number is also in `report.json`.",
         "",
         *section.markdown,
-        "## What the study reports",
-        "",
-        *[f"- {claim}" for claim in claims],
-        "",
+        *claims_md,
         "## Plots",
         "",
         *[f"![{os.path.basename(p)}]({p})\n" for p in section.plots],

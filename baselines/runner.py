@@ -1,8 +1,10 @@
 """Running an experiment's stages in order, skipping finished ones, so an interrupted reproduction resumes.
 
 ``RUN_DIR/experiment.json`` records what the directory holds (experiment,
-preset, algorithm): ``ffreason report`` rebuilds the stage list from it, and a
-rerun with other settings is refused instead of mixing two experiments.
+preset, algorithm, the replicas run so far): ``ffreason report`` rebuilds the
+stage list from it, a rerun with other settings is refused instead of mixing
+two experiments, and a rerun with more seeds adds their replicas beside the
+ones already there (replica 0 in RUN_DIR itself, replica k in RUN_DIR/seed-k).
 ``RUN_DIR/stages.jsonl`` gets one line per stage and run: ``ran`` (new,
 restarted or resumed from a checkpoint) or ``skipped``, with the seconds spent.
 
@@ -22,13 +24,13 @@ import os
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from tqdm.auto import tqdm
 
 from trainers.runlog import METRICS_FILE, last_step
 
-from .experiments import plan, write_report
+from .experiments import plan, seed_list, write_report
 from .report import Report
 from .stages import MANIFEST, STAGE_LOG, Stage, read_manifest, write_manifest
 
@@ -36,18 +38,25 @@ __all__ = ["reproduce"]
 
 
 def reproduce(experiment: str, preset: str, run_dir: str, algo: str = "grpo", force: bool = False,
-              jobs: int = 1, echo: Callable[[str], None] = print) -> Report:
-    """Run every stage not yet done (all of them with ``force``), ``jobs`` at a time, then write the report."""
+              jobs: int = 1, echo: Callable[[str], None] = print, seeds: Sequence[int] = (1,),
+              eval_n: int | None = None) -> Report:
+    """Run every stage not yet done (all of them with ``force``) of the replicas ``seeds`` names
+    (:func:`~baselines.experiments.seed_list`), ``jobs`` at a time, then write the report over every replica the
+    directory holds. ``eval_n``: problems per validation set (None: the preset's)."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs: expected an integer >= 1, got {jobs!r}")
-    stages = plan(experiment, preset, run_dir, algo)  # bad names and configs fail here, before any work
-    manifest = {"experiment": experiment, "preset": preset, "algo": algo}
+    replicas = seed_list(seeds)
+    stages = plan(experiment, preset, run_dir, algo, replicas, eval_n)  # bad names and configs fail here
+    manifest = {"experiment": experiment, "preset": preset, "algo": algo, "eval_n": eval_n}
+    held_seeds: list[int] = []
     if not force and os.path.exists(os.path.join(run_dir, MANIFEST)):
         held = read_manifest(run_dir)
         if {k: held.get(k) for k in manifest} != manifest:
+            given = f" --eval-n {held['eval_n']}" if held.get("eval_n") else ""
             raise ValueError(f"out: {run_dir!r} holds {held['experiment']} --preset {held['preset']} --algo "
-                             f"{held['algo']}; choose another directory or redo it with --force")
-    write_manifest(run_dir, manifest)
+                             f"{held['algo']}{given}; choose another directory or redo it with --force")
+        held_seeds = held.get("seeds", [0])
+    write_manifest(run_dir, {**manifest, "seeds": sorted(set(held_seeds) | set(replicas))})
     heads = {stage.name: f"[{i}/{len(stages)}] {stage.name}" for i, stage in enumerate(stages, 1)}
     todo = []
     for stage in stages:
@@ -89,7 +98,8 @@ class StageBars:
     ``disable=None``) unless ``tqdm_kwargs`` say otherwise."""
 
     def __init__(self, **tqdm_kwargs: Any) -> None:
-        self.tqdm_kwargs = {"disable": None, "leave": False, "unit": "step", **tqdm_kwargs}
+        # miniters 1: a refresh shows the step it read (tqdm's adaptive miniters can hold a bar back for a while)
+        self.tqdm_kwargs = {"disable": None, "leave": False, "unit": "step", "miniters": 1, **tqdm_kwargs}
         self.bars: dict[str, tuple[Stage, tqdm]] = {}
 
     def open(self, stage: Stage, desc: str) -> None:

@@ -28,7 +28,7 @@ from trainers.settings import merge
 from trainers.sft import SFTRunConfig, run_sft
 
 __all__ = ["SFTStage", "RLStage", "EvalStage", "Stage", "Builder", "MANIFEST", "STAGE_LOG", "read_manifest",
-           "write_manifest"]
+           "write_manifest", "replica_dir"]
 
 MANIFEST = "experiment.json"
 """``RUN_DIR/experiment.json``: the experiment, preset and algorithm a run directory holds."""
@@ -52,6 +52,8 @@ class _Stage:
     """What the runner needs of every stage: its directory, whether it is done, and how to start it again."""
 
     name: str
+    replica: int
+    """The replica (seed) it belongs to: 0 is the preset's own seeds."""
     summary_file: ClassVar[str]
 
     @property
@@ -84,6 +86,7 @@ class SFTStage(_Stage):
     config: SFTRunConfig
     arm: str
     """The arm label shown in tables (an SFT arm, or a data variant such as ``with-2part``)."""
+    replica: int = 0
     summary_file: ClassVar[str] = "sft_summary.json"
 
     def describe(self) -> str:
@@ -110,6 +113,7 @@ class RLStage(_Stage):
     arm: str
     data: str
     """Label of the RL data (``2-5``, ``eval75``, ...), the row of the report it feeds."""
+    replica: int = 0
     summary_file: ClassVar[str] = "rl_summary.json"
 
     def describe(self) -> str:
@@ -151,6 +155,7 @@ class EvalStage(_Stage):
     run_dir: str
     max_new_tokens: int | None = None
     """Generation budget; None: the longest reference trace of either strategy plus 25%."""
+    replica: int = 0
     summary_file: ClassVar[str] = "eval_summary.json"
 
     @property
@@ -190,31 +195,49 @@ class EvalStage(_Stage):
 Stage = SFTStage | RLStage | EvalStage
 
 
+def replica_dir(replica: int) -> str:
+    """Where replica ``replica``'s stages live, relative to the run directory: replica 0 (the preset's own seeds)
+    in the run directory itself, so that adding seeds to a finished run reuses it, replica k in ``seed-k``."""
+    return f"seed-{replica}" if replica else ""
+
+
 @dataclass
 class Builder:
-    """Makes the stages of one reproduction: its directory, preset and RL algorithm."""
+    """Makes the stages of one replica of a reproduction: its directory, preset, RL algorithm and replica.
+
+    Replica k is the preset's recipe with every seed that draws randomness moved by k: SFT's ``seed`` (the
+    model's initialisation and the data order) and RL's ``seed`` (sampling). The problems (``data_seed``,
+    ``prompt_seed``) and the validation sets stay the same, so replicas differ only by chance."""
 
     run_dir: str
     preset: str
     algo: str
+    replica: int = 0
+    eval_n: int | None = None
+    """Problems per validation set of every stage (None: the preset's RL ``eval_n``)."""
     sections: dict[str, dict[str, Any]] = field(init=False)
 
     def __post_init__(self) -> None:
+        check_int("replica", self.replica, 0, 2**31 - 1)
         self.sections = presets.load(self.preset)
+        if self.eval_n is None:
+            self.eval_n = self.sections["rl"].get("eval_n", RLRunConfig.eval_n)
+        check_int("eval_n", self.eval_n, 1, 2**31 - 1)
+        self.sections["rl"] = {**self.sections["rl"], "eval_n": self.eval_n}  # the RL runs' and evaluations' alike
 
-    @property
-    def eval_n(self) -> int:
-        """Problems per evaluation-stage set: the RL runs' ``eval_n``, so every table rests on equal sets."""
-        return self.sections["rl"].get("eval_n", RLRunConfig.eval_n)
+    def _name(self, name: str) -> str:
+        return os.path.join(replica_dir(self.replica), name) if self.replica else name
 
     def sft(self, arm: str, name: str | None = None, **problem: Any) -> SFTStage:
         """The preset's SFT of ``arm``, on its problems with ``problem``'s changes."""
         name = name or arm
-        cfg = merge(SFTRunConfig, self.sections["sft"], {
-            "preset": self.preset, "out": os.path.join(self.run_dir, "sft", name), "arm": arm,
+        section = self.sections["sft"]
+        cfg = merge(SFTRunConfig, section, {
+            "preset": self.preset, "out": os.path.join(self.run_dir, self._name(f"sft/{name}")), "arm": arm,
             "problem": problem,  # merged field by field over the section's
+            "seed": section.get("seed", SFTRunConfig.seed) + self.replica,
         })
-        return SFTStage(f"sft/{name}", cfg, name)
+        return SFTStage(self._name(f"sft/{name}"), cfg, name, self.replica)
 
     def rl(self, sft: SFTStage, data: str, problem: dict[str, Any], env: str = "ffreason/Mixed-v0",
            eval_ranges: tuple[tuple[int, int], ...] = ((2, 5), (6, 9)), min_completion_length: int = 0) -> RLStage:
@@ -223,13 +246,16 @@ class Builder:
         ``min_completion_length`` raises the preset's generation budget where longer RL data needs it (measured
         in the tiny tokenizer), so that every aligned trace still fits: the budget must cut searches, not direct
         answers."""
+        name = self._name(f"rl-{data}/{sft.arm}")
+        seed = {**self.sections["rl"], **self.sections[self.algo]}.get("seed", RLRunConfig.seed) + self.replica
         cfg = from_layers(self.algo, self.sections["rl"], self.sections[self.algo], {
-            "preset": self.preset, "out": os.path.join(self.run_dir, f"rl-{data}", sft.arm), "init": sft.out,
-            "env": env, "problem": problem, "eval_ranges": eval_ranges,
+            "preset": self.preset, "out": os.path.join(self.run_dir, name), "init": sft.out,
+            "env": env, "problem": problem, "eval_ranges": eval_ranges, "seed": seed,
         })
         cfg.max_completion_length = max(cfg.max_completion_length, min_completion_length)
-        return RLStage(f"rl-{data}/{sft.arm}", cfg, sft.name, sft.arm, data)
+        return RLStage(name, cfg, sft.name, sft.arm, data, self.replica)
 
     def evaluation(self, stage: SFTStage | RLStage, sets: dict[str, ProblemConfig]) -> EvalStage:
-        return EvalStage(f"eval/{stage.name}", stage, sets, self.eval_n, self.run_dir,
-                         self.sections["reproduce"].get("eval_max_new_tokens"))
+        bare = stage.name[len(replica_dir(self.replica)) + 1:] if self.replica else stage.name
+        return EvalStage(self._name(f"eval/{bare}"), stage, sets, self.eval_n, self.run_dir,
+                         self.sections["reproduce"].get("eval_max_new_tokens"), self.replica)

@@ -94,9 +94,11 @@ def eval_set_name(min_steps: int, max_steps: int) -> str:
 
 def flatten(summary: dict[str, Any], prefix: str) -> dict[str, float]:
     """Metric names of a :func:`summarize` block, as every log and report spells them:
-    ``{prefix}/accuracy``, ``{prefix}/{kind}/strategy/{s}``, ``{prefix}/steps/{k}/accuracy``, ..."""
-    out = {f"{prefix}/{k}": summary[k] for k in ("accuracy", "aligned", "mean_tokens") if k in summary}
+    ``{prefix}/accuracy``, ``{prefix}/{kind}/strategy/{s}``, ``{prefix}/steps/{k}/accuracy``, ...; the problem
+    counts as ``{prefix}/n``, ``{prefix}/{kind}/n``, ``{prefix}/steps/{k}/n`` (a report's intervals need them)."""
+    out = {f"{prefix}/{k}": summary[k] for k in ("n", "accuracy", "aligned", "mean_tokens") if k in summary}
     for kind, b in summary.get("per_kind", {}).items():
+        out[f"{prefix}/{kind}/n"] = b["n"]
         out[f"{prefix}/{kind}/accuracy"] = b["accuracy"]
         out[f"{prefix}/{kind}/aligned"] = b["aligned"]
         for s, frac in b["strategy"].items():
@@ -104,6 +106,7 @@ def flatten(summary: dict[str, Any], prefix: str) -> dict[str, float]:
         for s, block in b["accuracy_by_strategy"].items():
             out[f"{prefix}/{kind}/accuracy_by_strategy/{s}"] = block["accuracy"]
     for steps, b in summary.get("per_steps", {}).items():
+        out[f"{prefix}/steps/{steps}/n"] = b["n"]
         out[f"{prefix}/steps/{steps}/accuracy"] = b["accuracy"]
     return out
 
