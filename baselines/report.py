@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable
 
-from ffreason_env import ALIGNED, read_jsonl
+from ffreason_env import ALIGNED, is_guess, read_jsonl
 from ffreason_env.atomic import atomic_path
 from trainers.evaluation import eval_set_name
 from trainers.runlog import COMPLETIONS_FILE, CONFIG_FILE, METRICS_FILE
@@ -28,7 +28,7 @@ from .claims import HOLDS, Claim, Share, combine
 from .stages import STAGE_LOG, EvalStage, RLStage, SFTStage
 from .study import AMPLIFICATION_SHARES, ARM_ORDER, COMPOSITION_PARTS, SOURCE
 
-__all__ = ["Report", "Section", "Logs", "Cells", "share", "sample_share", "parts_share", "tenth", "selection", "improvement",
+__all__ = ["Report", "Section", "Logs", "Cells", "share", "sample_share", "parts_share", "summary_share", "guess_share", "guessing", "tenth", "selection", "improvement",
            "amplification", "composition", "claims", "document"]
 
 KINDS = ("evaluation", "inversion")
@@ -145,6 +145,29 @@ def sample_share(rows: list[dict], kind: str, strategy: str, name: str = "") -> 
     sel = [r for r in rows if kind == "all" or r["kind"] == kind]
     name = name or f"{kind}: {strategy}"
     return Share(name, sum(r["strategy"] == strategy for r in sel) / len(sel), len(sel)) if sel else Share(name, None)
+
+
+def guess_share(rows: list[dict], name: str = "guesses") -> Share:
+    """The fraction of sampled completions ``rows`` that show no work (:func:`ffreason_env.is_guess`)."""
+    return Share(name, sum(is_guess(r["completion"]) for r in rows) / len(rows), len(rows)) if rows else \
+        Share(name, None)
+
+
+def guessing(logs: Logs, cells: Cells) -> list[str]:
+    """The share of each RL run's sampled responses that are guesses, first -> last tenth of its steps."""
+    reps = logs.each()
+    rows = []
+    for run in reps[0].rl():
+        per = [r.completions(s[0]) if (s := r.rl(run.data, run.arm)) else [] for r in reps]
+        row = [run.arm, run.data]
+        for first, label in ((True, "first tenth"), (False, "last tenth")):
+            row.append(cells.cell("guesses", f"{run.arm} {run.data}", label,
+                                  [guess_share(tenth(c, first)) for c in per]))
+        rows.append(row)
+    return ["## Guessing: sampled responses that show no work (%)", "",
+            "A guess has no step, try, part or result line (a bare `answer X`, free text); where most problems "
+            "cannot be solved it still earns 1/p of the outcome reward on average.", "",
+            _table(["arm", "RL data", "first tenth of RL steps", "last tenth"], rows), ""]
 
 
 def _stats(shares: list[Share]) -> dict:
@@ -436,6 +459,18 @@ def selection(logs: Logs, experiment) -> Section:
             row.append(f"{cells.cell('aligned samples', f'{run.arm} {run.data}', f'{kind}: first tenth', before)} -> "
                        f"{cells.cell('aligned samples', f'{run.arm} {run.data}', f'{kind}: last tenth', after)}")
         aligned.append(row)
+    unbudgeted, unbudgeted_spread = [], []
+    for arm in arms:
+        summaries = [next((r.eval_summary(s) for s in r.stages if isinstance(s, EvalStage) and
+                           isinstance(s.model, SFTStage) and s.model.arm == arm), None) for r in reps]
+        row, band = [arm], [arm]
+        for eval_set in (eval_set_name(2, 5), eval_set_name(6, 9)):
+            parts = [[summary_share(m, eval_set, kind) for m in summaries] for kind in TRIPLE]
+            row.append(" / ".join(cells.cell(f"{eval_set} unbudgeted", arm, f"after SFT: {kind}", xs)
+                                  for kind, xs in zip(TRIPLE, parts)))
+            band.append(" / ".join(cells.interval(xs) for xs in parts))
+        unbudgeted.append(row)
+        unbudgeted_spread.append(band)
     spread_title = "95% intervals" if len(reps) == 1 else "lowest-highest seed"
     md = [
         "## Table 1: 6-9-step validation, all / inversion / evaluation",
@@ -457,6 +492,18 @@ def selection(logs: Logs, experiment) -> Section:
         "",
         easy_spread,
         "",
+        "## After SFT without the RL budget",
+        "",
+        "The SFT models' greedy accuracy on the same validation sets, all / inversion / evaluation, with a budget "
+        "of the longest reference trace of either strategy plus 25%, so that a search is not cut (the tables above "
+        "give them the RL budget, as the RL runs' step-0 evaluation does).",
+        "",
+        _table(["arm", "2-5", "6-9"], unbudgeted),
+        "",
+        f"{spread_title.capitalize()}:",
+        "",
+        _table(["arm", "2-5", "6-9"], unbudgeted_spread),
+        "",
         "## Strategy selection: aligned fraction (%) of sampled responses, first -> last tenth of RL steps",
         "",
         "Aligned: forward on evaluation, backward on inversion. Samples: the RL run's own completions "
@@ -464,6 +511,7 @@ def selection(logs: Logs, experiment) -> Section:
         "",
         _table(["arm", "RL data", "evaluation: forward", "inversion: backward"], aligned),
         "",
+        *guessing(logs, cells),
     ]
     return Section(headline, md, [plot_accuracy_vs_steps(reps[0], arms), plot_accuracy_vs_rl_step(logs),
                                   plot_strategy_vs_rl_step(logs)], cells)
@@ -499,6 +547,7 @@ def improvement(logs: Logs, experiment) -> Section:
         "",
         _table(["arm", "model", "2-5", "6-9", "10-15"], kind_rows),
         "",
+        *guessing(logs, cells),
     ]
     return Section(headline, md, [plot_accuracy_vs_steps(reps[0], arms), plot_accuracy_vs_rl_step(logs),
                                   plot_strategy_vs_rl_step(logs)], cells)
@@ -565,7 +614,7 @@ def amplification(logs: Logs, experiment) -> Section:
     md = ["## Forward fraction vs evaluation share of the RL data", "", f"{_seeds_note(logs).split(';')[0].capitalize()}.",
           "", headline, "",
           "Samples: the RL run's own completions (temperature sampling). The validation sets of these runs have the "
-          "RL data's mix of kinds.", ""]
+          "RL data's mix of kinds.", "", *guessing(logs, cells)]
     return Section(headline, md, [plot, plot_accuracy_vs_rl_step(logs), plot_strategy_vs_rl_step(logs)], cells)
 
 
@@ -603,8 +652,16 @@ def composition(logs: Logs, experiment) -> Section:
     headline = _table(["SFT data", "model"] + [f"{k} parts" for k in COMPOSITION_PARTS], rows)
     n = evals[0][0].n if evals and evals[0] else "?"
     md = [f"## Greedy accuracy (%) per number of parts ({n} problems per set, 2-5 steps per part)", "",
-          f"{_seeds_note(logs).split(';')[0].capitalize()}.", "", headline, ""]
+          f"{_seeds_note(logs).split(';')[0].capitalize()}.", "", headline, "", *guessing(logs, cells)]
     return Section(headline, md, [plot, plot_accuracy_vs_rl_step(logs)], cells)  # parts mix strategies: no strategy plot
+
+
+def summary_share(summary: dict | None, set_name: str, kind: str = "all", name: str = "") -> Share:
+    """Greedy accuracy of an evaluation stage's summary on one set, over all its problems or one kind's."""
+    block = (summary or {}).get("sets", {}).get(set_name, {}).get("greedy") or {}
+    if kind != "all":
+        block = block.get("per_kind", {}).get(kind) or {}
+    return Share(name or f"{set_name} {kind}", block.get("accuracy"), block.get("n"))
 
 
 def parts_share(summary: dict | None, parts: int, name: str = "") -> Share:

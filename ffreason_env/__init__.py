@@ -9,6 +9,7 @@ from .config import KINDS, PART_KINDS, ProblemConfig
 from .envs import ENV_IDS, AnyText, CompositionEnv, EvaluationEnv, FFReasonEnv, InversionEnv, MixedEnv, register_envs
 from .export import ARMS, read_jsonl, rl_records, sft_records, to_dataset, write_jsonl
 from .field import INVERSE, OPS
+from .grammar import is_guess
 from .problem import Problem, ProblemSet, generate
 from .prompts import render_prompt
 from .rewards import RewardSpec, format_penalty, outcome_reward, process_score
@@ -40,6 +41,7 @@ __all__ = [
     "Verdict",
     "format_penalty",
     "generate",
+    "is_guess",
     "outcome_reward",
     "process_score",
     "read_jsonl",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .field import OPS
 
-__all__ = ["KEYWORDS", "vocabulary", "is_reserved"]
+__all__ = ["KEYWORDS", "vocabulary", "is_reserved", "is_guess"]
 
 STEP, TRY, YES, NO = "step", "try", "yes", "no"
 ANSWER, PART, RESULT = "answer", "part", "result"
@@ -36,6 +36,17 @@ def is_reserved(word: str) -> bool:
         or (word[:1] == "x" and word[1:].isdigit())
         or word.startswith("GF(")
     )
+
+
+WORK_WORDS = (STEP, TRY, PART, RESULT)
+"""The first words of the lines that show work: a direct step, a search's try, a composition's part and result."""
+
+
+def is_guess(response: str) -> bool:
+    """True for a response that shows no work: no line starts with a step, a try, a part or a result (a bare
+    ``answer X``, an empty response, free text). Where most problems cannot be solved, such a guess earns 1/p of
+    the outcome reward on average, and RL can drift to it."""
+    return not any(line.split(None, 1)[0] in WORK_WORDS for line in response.splitlines() if line.strip())
 
 
 def vocabulary(symbols: tuple[str, ...], p: int, max_steps: int, max_parts: int = 2) -> list[str]:

@@ -39,8 +39,7 @@ def _summaries(run_dir):
 
 def test_selection_runs_every_stage_and_writes_table1_beside_the_studys_numbers(selection_run):
     summaries = _summaries(selection_run)
-    assert set(summaries) == {f"sft/{a}" for a in ("B", "F", "FB")} | {f"rl-{r}/{a}" for r in ("2-5", "6-9")
-                                                                         for a in ("B", "F", "FB")}
+    assert set(summaries) == {f"{s}/{a}" for s in ("sft", "rl-2-5", "rl-6-9", "eval/sft") for a in ("B", "F", "FB")}
     assert all(os.path.isfile(p) for p in summaries.values())
     report = open(os.path.join(selection_run, "report.md")).read()
     table1 = report.split("## Table 1")[1].split("##")[0]
@@ -125,6 +124,17 @@ def test_selection_report_quotes_the_logged_metrics(selection_run):
                 assert cell == " -> ".join(shares), (arm, data, kind)
 
 
+def test_guessing_table_counts_the_samples_that_show_no_work(selection_run):
+    section = open(os.path.join(selection_run, "report.md")).read().split("## Guessing")[1].split("\n## ")[0]
+    for data in ("2-5", "6-9"):
+        for arm in ("B", "F", "FB"):
+            windows = _first_last_tenth(read_jsonl(os.path.join(selection_run, f"rl-{data}", arm, "completions.jsonl")))
+            shares = [_pct(sum(not any(line.split()[0] in ("step", "try", "part", "result")
+                                       for line in r["completion"].splitlines() if line.strip()) for r in w) / len(w))
+                      for w in windows]
+            assert _cells(section, arm, data)[2:] == shares, (arm, data)
+
+
 @pytest.mark.parametrize("experiment", ["improvement", "composition", "gf13"])
 def test_experiment_runs_end_to_end_and_its_report_quotes_the_logged_numbers(tmp_path, experiment):
     out = str(tmp_path / experiment)
@@ -163,7 +173,7 @@ def test_strategy_selection_table_reads_the_first_and_last_tenth_of_the_samples(
             (10, "evaluation", "forward"), (10, "inversion", "backward"), (10, "inversion", "backward")]
     with open(os.path.join(copy, "rl-6-9", "FB", "completions.jsonl"), "w") as f:
         for step, kind, strategy in rows:
-            f.write(json.dumps({"step": step, "kind": kind, "strategy": strategy}) + "\n")
+            f.write(json.dumps({"step": step, "kind": kind, "strategy": strategy, "completion": "answer e1"}) + "\n")
     assert main(["report", copy]) == 0
     section = open(os.path.join(copy, "report.md")).read().split("## Strategy selection")[1]
     assert _cells(section, "FB", "6-9") == ["FB", "6-9", "50.0 -> 100.0", "0.0 -> 100.0"]
@@ -360,7 +370,7 @@ def test_a_reproduction_stage_is_the_run_the_commands_make_with_the_same_preset(
     from trainers.cli import rl_config, sft_config
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    stages = plan("selection", preset, str(tmp_path), algo)
+    stages = [s for s in plan("selection", preset, str(tmp_path), algo) if not isinstance(s, EvalStage)]
     for stage in stages:
         c = stage.config
         if isinstance(stage, SFTStage):
@@ -371,6 +381,22 @@ def test_a_reproduction_stage_is_the_run_the_commands_make_with_the_same_preset(
                               "--problem.max-steps", str(c.problem.max_steps)])
         assert type(made) is type(c) and to_dict(made) == to_dict(c), stage.name
     assert {type(s.config).algo for s in stages if isinstance(s, RLStage)} == {algo}
+
+
+def test_unbudgeted_evaluation_of_an_sft_model_uses_the_rl_runs_validation_sets(selection_run):
+    from trainers.envbridge import make_env
+    from trainers.evaluation import eval_set_name, validation_set
+
+    stages = plan("selection", "micro", selection_run)
+    for stage in [s for s in stages if isinstance(s, EvalStage)]:
+        for run in [s for s in stages if isinstance(s, RLStage) and s.init == stage.model.name]:
+            base = make_env(run.config).unwrapped.config.replace(max_label_offset=0)  # as the RL run builds them
+            for lo, hi in run.config.eval_ranges:
+                name = eval_set_name(lo, hi)
+                assert validation_set(stage.sets[name], stage.n) == \
+                    validation_set(base.replace(min_steps=lo, max_steps=hi), run.config.eval_n)
+        summary = json.load(open(os.path.join(stage.out, "eval_summary.json")))
+        assert set(summary["sets"]) == {"eval_2-5", "eval_6-9"} and summary["model"] == stage.model.name
 
 
 def test_algo_ppo_reaches_every_rl_stage_and_has_no_vllm_knob(tmp_path):

@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 from baselines.claims import FAILS, HOLDS, INCONCLUSIVE, Share, above, at_least, at_most, at_most_above, combine, wilson
 from baselines.cli import main
 from baselines.experiments import EXPERIMENTS, REPORT_DATA, plan, seed_list
-from baselines.stages import MANIFEST, RLStage
+from baselines.stages import MANIFEST, EvalStage, RLStage
 from ffreason_env import read_jsonl
 
 
@@ -89,12 +89,16 @@ def _write_rl(stage, first, last, completions=()):
         f.write("{}")
 
 
+WORK = "step 1 add e1 : e2 -> e3\nanswer e3"
+
+
 def _samples(kind, strategy_first, strategy_last, n=100):
     """Completions of steps 1..10: the first tenth (step 1) all ``strategy_first``, the last (step 10) all
     ``strategy_last``."""
-    return ([{"step": 1, "kind": kind, "strategy": strategy_first}] * n + [{"step": s, "kind": kind, "strategy": "unknown"}
-                                                                            for s in range(2, 10)]
-            + [{"step": 10, "kind": kind, "strategy": strategy_last}] * n)
+    def row(step, strategy):
+        return {"step": step, "kind": kind, "strategy": strategy, "completion": WORK}
+
+    return [row(1, strategy_first)] * n + [row(s, "unknown") for s in range(2, 10)] + [row(10, strategy_last)] * n
 
 
 def _verdicts(run_dir, experiment):
@@ -108,7 +112,7 @@ def _verdicts(run_dir, experiment):
 
 def _selection(run_dir, fb_hard=0.98, b_eval=0.05, sft_easy=0.85, fb_easy_eval=0.90, b_inv=0.96, fb_last="forward",
                b_all=0.50, experiment="selection"):
-    sft = {"eval_2-5": {"all": sft_easy}, "eval_6-9": {"all": 0.3, "inversion": 0.30, "evaluation": 0.50, "aligned": 0.5}}
+    sft = {"eval_2-5": {"all": 0.2}, "eval_6-9": {"all": 0.3, "inversion": 0.30, "evaluation": 0.50, "aligned": 0.5}}
     final = {
         ("6-9", "FB"): {"all": fb_hard, "inversion": fb_hard, "evaluation": fb_hard},
         ("6-9", "B"): {"all": b_all, "inversion": b_inv, "evaluation": b_eval},
@@ -116,6 +120,12 @@ def _selection(run_dir, fb_hard=0.98, b_eval=0.05, sft_easy=0.85, fb_easy_eval=0
         ("2-5", "FB"): {"all": 0.6, "inversion": 0.3, "evaluation": fb_easy_eval, "aligned": 0.9},
     }
     for stage in plan(experiment, "micro", run_dir):
+        if isinstance(stage, EvalStage):  # the SFT models without the RL budget
+            os.makedirs(stage.out, exist_ok=True)
+            sets = {name: {"greedy": {"n": 100, "accuracy": sft_easy if name == "eval_2-5" else 0.3}}
+                    for name in stage.sets}
+            with open(os.path.join(stage.out, stage.summary_file), "w") as f:
+                json.dump({"model": stage.model.name, "sets": sets}, f)
         if isinstance(stage, RLStage):
             last = final.get((stage.data, stage.arm), {"all": 0.5, "inversion": 0.5, "evaluation": 0.5})
             samples = _samples("evaluation", "backward", fb_last) + _samples("inversion", "forward", "backward") \
@@ -129,7 +139,7 @@ def test_selection_rules_hold_on_numbers_that_satisfy_them_and_not_on_others(tmp
     assert _selection(str(tmp_path / "fb-low"), fb_hard=0.60) == [HOLDS, FAILS, HOLDS, HOLDS]
     assert _selection(str(tmp_path / "fb-edge"), fb_hard=0.91)[1] == INCONCLUSIVE  # [0.838, 0.952] straddles 90
     assert _selection(str(tmp_path / "b-eval"), b_eval=0.60)[1] == FAILS  # B not at chance on evaluation
-    assert _selection(str(tmp_path / "sft-low"), sft_easy=0.40)[0] == FAILS
+    assert _selection(str(tmp_path / "sft-low"), sft_easy=0.40)[0] == FAILS  # unbudgeted; under the budget 20 in all
     assert _selection(str(tmp_path / "no-select"), fb_easy_eval=0.50)[2] == INCONCLUSIVE  # 0 +- 19 points, n 50
     assert _selection(str(tmp_path / "lower"), fb_easy_eval=0.30)[2] == FAILS
     assert _selection(str(tmp_path / "no-improve"), b_inv=0.30)[2] == FAILS
@@ -165,8 +175,8 @@ def _amplification(run_dir, forward):
         if isinstance(stage, RLStage):
             share = int(stage.data[4:])
             k = round(forward[share] * 100)
-            rows = [{"step": 10, "kind": "evaluation", "strategy": "forward"}] * k + \
-                   [{"step": 10, "kind": "inversion", "strategy": "backward"}] * (100 - k)
+            rows = [{"step": 10, "kind": "evaluation", "strategy": "forward", "completion": WORK}] * k + \
+                   [{"step": 10, "kind": "inversion", "strategy": "backward", "completion": WORK}] * (100 - k)
             _write_rl(stage, {"eval_2-5": {"all": 0.5}}, {"eval_2-5": {"all": 0.9}}, rows)
     return _verdicts(run_dir, "amplification")
 
@@ -240,7 +250,7 @@ def test_seeds_run_replicas_in_their_own_directories_and_the_report_aggregates_t
 
 
 def test_more_seeds_add_replicas_beside_the_finished_ones(tmp_path, monkeypatch, capsys):
-    from baselines.stages import EvalStage, SFTStage
+    from baselines.stages import SFTStage
 
     ran = []
 

@@ -10,6 +10,7 @@ from ffreason_env import (
     RewardSpec,
     Verdict,
     generate,
+    is_guess,
     outcome_reward,
     process_score,
     verify,
@@ -396,3 +397,15 @@ def test_verdicts_are_plain_dataclass_values():
         assert list(v.to_dict()) == [f.name for f in dataclasses.fields(Verdict)]
         with pytest.raises(dataclasses.FrozenInstanceError):
             v.correct = not v.correct
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_guess_is_a_response_without_work(kind):
+    problem = generate(config(kind=kind), 0, 0)
+    strategies = ("forward", "backward")
+    for s in strategies:
+        assert not is_guess(write_trace(problem, s))  # every reference trace shows its work
+    answer = write_trace(problem, strategies[0]).splitlines()[-1]
+    assert is_guess(answer) and is_guess("") and is_guess("\n  \n") and is_guess("the answer is e4")
+    assert not is_guess("step 1 add e3 : e2 -> e5")  # a malformed or wrong step line is still work
+    assert not is_guess(f"try e4 ;\n{answer}")
