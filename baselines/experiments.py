@@ -17,15 +17,16 @@ from typing import Callable, Sequence
 from ffreason_env import ALIGNED, ProblemConfig
 from ffreason_env.atomic import atomic_write
 from trainers.evaluation import eval_set_name
+from trainers.rl_config import from_layers
 from trainers.runlog import write_json
 
 from . import report as sections
-from .claims import Check, Claim, above, at_least, at_most, at_most_above
+from .claims import Check, Claim, above, at_least, at_most, at_most_above, missing
 from .report import Logs, Report, Section, parts_share, sample_share, share, summary_share, tenth
 from .stages import Builder, EvalStage, RLStage, SFTStage, Stage, read_manifest
-from .study import AMPLIFICATION_SHARES, ARM_ORDER, COMPOSITION_PARTS, TABLE1
+from .study import AMPLIFICATION_SHARES, ARM_ORDER, COMPOSITION_PARTS, ROBUSTNESS, ROBUSTNESS_DATA, TABLE1
 
-__all__ = ["Experiment", "EXPERIMENTS", "REPORT_DATA", "plan", "seed_list", "write_report"]
+__all__ = ["Experiment", "EXPERIMENTS", "REPORT_DATA", "plan", "robustness_variants", "seed_list", "write_report"]
 
 
 def _selection(b: Builder, p: int = 11) -> list[Stage]:
@@ -73,6 +74,28 @@ def _composition(b: Builder) -> list[Stage]:
     sets = {f"parts-{k}": ProblemConfig(min_steps=2, max_steps=5, problem_types=["composition"], min_parts=k,
                                         max_parts=k) for k in COMPOSITION_PARTS}
     return [with_parts, without, *rl, *(b.evaluation(s, sets) for s in (with_parts, rl[0], without, rl[1]))]
+
+
+def robustness_variants(b: Builder) -> dict[str, tuple[str, dict]]:
+    """The study's hyper-parameter variants of RL on 6-9 steps, relative to the preset: ``{variant: (RL data
+    label, changed knobs)}``. A group of 16 keeps the problems per batch (twice the samples); the study's
+    unstable lr was five times its default."""
+    base = from_layers(b.algo, b.sections["rl"], b.sections[b.algo])
+    knobs = {
+        "default": {},
+        "beta 0.1": {"beta": 0.1},
+        "group 16": {"num_generations": 16,
+                     "per_device_train_batch_size": base.per_device_train_batch_size * 16 // base.num_generations},
+        "lr x5": {"learning_rate": 5 * base.learning_rate},
+    }
+    return {variant: (ROBUSTNESS_DATA[variant], k) for variant, k in knobs.items()}
+
+
+def _robustness(b: Builder) -> list[Stage]:
+    """SFT arms as in selection; RL on 6-9 from each under every variant of :func:`robustness_variants`."""
+    sft = [b.sft(arm) for arm in ARM_ORDER]
+    return [*sft, *(b.rl(s, data, {"min_steps": 6, "max_steps": 9}, **knobs)
+                    for data, knobs in robustness_variants(b).values() for s in sft)]
 
 
 # --- the study's claims as rules (baselines.claims): each takes one replica's Logs
@@ -150,6 +173,29 @@ def _composition_needs_parts_in_sft(r: Logs) -> list[Check]:
     return checks + [at_most(parts_share(after["without-2part"], 5, "without, 5 parts"), 0.20)]
 
 
+def _selects_under(variants: tuple[str, ...]) -> Callable[[Logs], list[Check]]:
+    def check(r: Logs) -> list[Check]:
+        out = []
+        for variant in variants:
+            data = ROBUSTNESS_DATA[variant]
+            fb, b, f = (share(r.after_rl(data, arm), "eval_6-9/accuracy", f"{arm} ({variant})")
+                        for arm in ("FB", "B", "F"))
+            out += [at_least(fb, 0.90), above(fb, b, 0.25), above(fb, f, 0.25)]
+        return out
+    return check
+
+
+def _unstable_lr(r: Logs) -> list[Check]:
+    runs = r.rl(ROBUSTNESS_DATA["lr x5"], "FB")
+    evals = r.metrics(runs[0])[0] if runs else {}
+    if not evals:
+        return [missing("FB (lr x5)")]
+    key = "eval_6-9/accuracy"
+    best = max((step for step in evals if key in evals[step]), key=lambda step: evals[step][key])
+    return [above(share(evals[best], key, f"FB (lr x5) at its best, step {best}"),
+                  share(evals[max(evals)], key, "at the end"), 0.20)]
+
+
 @dataclass(frozen=True)
 class Experiment:
     name: str
@@ -208,6 +254,17 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                   "after RL on 3-5 parts: the model with 2-part compositions in SFT >= 25 points above the one "
                   "without on 3, 4 and 5 parts; the one without <= 20% on 5 parts", _composition_needs_parts_in_sft),
         )),
+    Experiment(
+        "robustness", "RL on 6-9 from the selection arms under beta 0.1, a group of 16, and 5x the lr",
+        _robustness, sections.robustness, (
+            Claim("The selection result holds under beta 0.1 and a group of 16 (B / F / FB after RL: default "
+                  "53 / 60 / 97, beta 0.1 53 / 58 / 96, group 16 58 / 51 / 98).",
+                  "under the default, beta 0.1 and group 16: FB >= 90% on 6-9 after RL on 6-9 and >= 25 points "
+                  "above B and above F", _selects_under(("default", "beta 0.1", "group 16"))),
+            Claim("A learning rate of 5e-5 (five times the study's) is unstable.",
+                  "with 5x the preset's lr, FB's 6-9 accuracy at its last evaluation >= 20 points below its best",
+                  _unstable_lr),
+        ), published=ROBUSTNESS),
     Experiment(
         "gf13", "selection at p = 13", lambda b: _selection(b, p=13), sections.selection, (
             Claim("GF(13): all arms 70-80% after SFT on 2-5 steps; after RL on 6-9 only FB is near perfect.",

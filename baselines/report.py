@@ -26,9 +26,9 @@ from trainers.runlog import COMPLETIONS_FILE, CONFIG_FILE, METRICS_FILE
 
 from .claims import HOLDS, Claim, Share, combine
 from .stages import STAGE_LOG, EvalStage, RLStage, SFTStage
-from .study import AMPLIFICATION_SHARES, ARM_ORDER, COMPOSITION_PARTS, SOURCE
+from .study import AMPLIFICATION_SHARES, ARM_ORDER, COMPOSITION_PARTS, ROBUSTNESS_DATA, SOURCE
 
-__all__ = ["Report", "Section", "Logs", "Cells", "share", "sample_share", "parts_share", "summary_share", "guess_share", "guessing", "tenth", "selection", "improvement",
+__all__ = ["Report", "Section", "Logs", "Cells", "share", "sample_share", "parts_share", "summary_share", "guess_share", "guessing", "tenth", "selection", "improvement", "robustness",
            "amplification", "composition", "claims", "document"]
 
 KINDS = ("evaluation", "inversion")
@@ -621,6 +621,32 @@ def amplification(logs: Logs, experiment) -> Section:
 def _mean(shares: list[Share]) -> float | None:
     values = [x.value for x in shares if x.measured]
     return statistics.fmean(values) if values else None
+
+
+def robustness(logs: Logs, experiment) -> Section:
+    """Accuracy on 6-9 after RL on 6-9 per arm under each hyper-parameter variant (beside the study's), and FB's
+    6-9 accuracy at each of its evaluations (instability shows as a fall after a peak)."""
+    reps = logs.each()
+    cells = Cells(logs.replicas())
+    arms = [a for a in ARM_ORDER if logs.rl(arm=a)]
+    rows, evals = [], {}
+    for variant, data in ROBUSTNESS_DATA.items():
+        row = [variant] + [cells.cell("robustness", variant, arm, [share(r.after_rl(data, arm), "eval_6-9/accuracy")
+                                                                  for r in reps]) for arm in arms]
+        study = experiment.published.get(variant) if experiment.published else None
+        rows.append(row + [" / ".join(f"{v:.1f}" for v in study) if study else NA])
+        evals[variant] = [r.metrics(s[0])[0] if (s := r.rl(data, "FB")) else {} for r in reps]
+    steps = sorted({step for es in evals.values() for e in es for step in e})
+    curves = [[variant] + [cells.cell("FB curve", variant, str(step), [share(e.get(step), "eval_6-9/accuracy")
+                                                                       for e in es]) for step in steps]
+              for variant, es in evals.items()]
+    headline = _table(["variant"] + arms + ["study: B / F / FB"], rows)
+    md = ["## Greedy accuracy (%) on 6-9 after RL on 6-9, per hyper-parameter variant", "",
+          f"{_seeds_note(logs).split(';')[0].capitalize()}; **study**: pass@1 (%) from {SOURCE}. The lr x5 variant is "
+          "five times the preset's learning rate, as the study's unstable 5e-5 was five times its 1e-5.", "",
+          headline, "", "## FB's 6-9 accuracy (%) at each evaluation, by RL step", "",
+          _table(["variant"] + [f"step {step}" for step in steps], curves), "", *guessing(logs, cells)]
+    return Section(headline, md, [plot_accuracy_vs_rl_step(logs), plot_strategy_vs_rl_step(logs)], cells)
 
 
 def composition(logs: Logs, experiment) -> Section:

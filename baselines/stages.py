@@ -240,8 +240,10 @@ class Builder:
         return SFTStage(self._name(f"sft/{name}"), cfg, name, self.replica)
 
     def rl(self, sft: SFTStage, data: str, problem: dict[str, Any], env: str = "ffreason/Mixed-v0",
-           eval_ranges: tuple[tuple[int, int], ...] = ((2, 5), (6, 9)), min_completion_length: int = 0) -> RLStage:
-        """The preset's RL run from ``sft`` on ``problem`` (the RL data, labelled ``data`` in the report).
+           eval_ranges: tuple[tuple[int, int], ...] = ((2, 5), (6, 9)), min_completion_length: int = 0,
+           **knobs: Any) -> RLStage:
+        """The preset's RL run from ``sft`` on ``problem`` (the RL data, labelled ``data`` in the report), with the
+        RL ``knobs`` given changed.
 
         ``min_completion_length`` raises the preset's generation budget where longer RL data needs it (measured
         in the tiny tokenizer), so that every aligned trace still fits: the budget must cut searches, not direct
@@ -250,7 +252,7 @@ class Builder:
         seed = {**self.sections["rl"], **self.sections[self.algo]}.get("seed", RLRunConfig.seed) + self.replica
         cfg = from_layers(self.algo, self.sections["rl"], self.sections[self.algo], {
             "preset": self.preset, "out": os.path.join(self.run_dir, name), "init": sft.out,
-            "env": env, "problem": problem, "eval_ranges": eval_ranges, "seed": seed,
+            "env": env, "problem": problem, "eval_ranges": eval_ranges, "seed": seed, **knobs,
         })
         cfg.max_completion_length = max(cfg.max_completion_length, min_completion_length)
         return RLStage(name, cfg, sft.name, sft.arm, data, self.replica)

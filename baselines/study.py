@@ -6,7 +6,8 @@ are the study's and which were measured here.
 
 from __future__ import annotations
 
-__all__ = ["SOURCE", "TABLE1", "ARM_ORDER", "AMPLIFICATION_SHARES", "COMPOSITION_PARTS"]
+__all__ = ["SOURCE", "TABLE1", "ARM_ORDER", "AMPLIFICATION_SHARES", "COMPOSITION_PARTS", "ROBUSTNESS",
+           "ROBUSTNESS_DATA"]
 
 SOURCE = ("Krishnamurthy, Huang, Rajaraman, 'Select and Improve' (arXiv 2606.13125), from its abstract and public "
           "summaries; see docs/study.md")
@@ -26,3 +27,11 @@ AMPLIFICATION_SHARES = (50, 75, 90)
 COMPOSITION_PARTS = (2, 3, 4, 5, 6)
 """Numbers of parts of our composition validation sets (RL trains on 3-5; 6 is beyond it; the tiny tokenizer
 covers up to 6)."""
+
+ROBUSTNESS: dict[str, tuple[float, float, float] | None] = {
+    "default": (53.0, 60.0, 97.0), "beta 0.1": (53.0, 58.0, 96.0), "group 16": (58.0, 51.0, 98.0), "lr x5": None,
+}
+"""Pass@1 (%) after RL on 6-9-step data, (B, F, FB), under the study's hyper-parameter variants (its lr 5e-5, five
+times its 1e-5, was unstable and has no numbers)."""
+ROBUSTNESS_DATA = {"default": "6-9", "beta 0.1": "6-9-beta0.1", "group 16": "6-9-group16", "lr x5": "6-9-lr5x"}
+"""Our RL data label (stage directory ``rl-LABEL``) of each of those variants: all RL on 6-9 steps."""

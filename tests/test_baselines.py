@@ -135,7 +135,7 @@ def test_guessing_table_counts_the_samples_that_show_no_work(selection_run):
             assert _cells(section, arm, data)[2:] == shares, (arm, data)
 
 
-@pytest.mark.parametrize("experiment", ["improvement", "composition", "gf13"])
+@pytest.mark.parametrize("experiment", ["improvement", "composition", "gf13", "robustness"])
 def test_experiment_runs_end_to_end_and_its_report_quotes_the_logged_numbers(tmp_path, experiment):
     out = str(tmp_path / experiment)
     assert main(["reproduce", experiment, "--preset", "micro", "--out", out]) == 0
@@ -145,6 +145,19 @@ def test_experiment_runs_end_to_end_and_its_report_quotes_the_logged_numbers(tmp
     if experiment == "gf13":
         _assert_table1_quotes_the_metrics(out, with_study=False)
         assert "GF(13)" in report
+    elif experiment == "robustness":
+        section = report.split("per hyper-parameter variant")[1].split("\n## ")[0]
+        for variant, data in (("default", "6-9"), ("beta 0.1", "6-9-beta0.1"), ("group 16", "6-9-group16"),
+                              ("lr x5", "6-9-lr5x")):
+            cells = _cells(section, variant)
+            for arm, cell in zip(("B", "F", "FB"), cells[1:4]):
+                evals = _evals(os.path.join(out, f"rl-{data}", arm))
+                assert cell == _pct(evals[max(evals)]["eval_6-9/accuracy"]), (variant, arm)
+        with open(os.path.join(out, "rl-6-9-group16", "FB", "config.yaml")) as f:
+            config = f.read()
+        assert "\nnum_generations: 16\n" in config and "\nbeta: 0.0\n" in config
+        with open(os.path.join(out, "rl-6-9-beta0.1", "FB", "config.yaml")) as f:
+            assert "\nbeta: 0.1\n" in f.read()
     elif experiment == "improvement":
         section = report.split("## Greedy accuracy (%) per number of steps")[1].split("\n## ")[0]
         header = _cells(section, "arm")
@@ -335,6 +348,12 @@ def test_qwen_preset_holds_the_studys_hyperparameters_and_builds_every_config(tm
                 assert (c.model_name_or_path, c.lora, c.num_train_epochs, c.learning_rate,
                         c.per_device_train_batch_size, c.examples, c.problem.min_steps, c.problem.max_steps) == \
                        ("Qwen/Qwen2.5-1.5B-Instruct", True, 20, 2e-4, 16, 2048, 2, 5)
+            elif isinstance(stage, RLStage) and stage.data.startswith("6-9-"):  # robustness's own variants
+                c = stage.config
+                changed = {"6-9-beta0.1": (0.1, 8, 32, 1e-5), "6-9-group16": (0.05, 16, 64, 1e-5),
+                           "6-9-lr5x": (0.05, 8, 32, 5e-5)}[stage.data]  # the study's variants exactly
+                assert (c.beta, c.num_generations, c.per_device_train_batch_size, c.learning_rate) == \
+                    pytest.approx(changed), stage.name
             elif isinstance(stage, RLStage):
                 c = stage.config
                 assert c.init == os.path.join(str(tmp_path), stage.init) and c.algo == "grpo"

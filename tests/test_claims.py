@@ -203,6 +203,26 @@ def test_composition_rule_wants_parts_in_sft_to_matter(tmp_path):
     assert _composition(str(tmp_path / "missing"), None, 0.08) == [INCONCLUSIVE]
 
 
+def _robustness(run_dir, fb=0.98, fb_lr_curve=(0.1, 0.9, 0.5)):
+    for stage in plan("robustness", "micro", run_dir):
+        if isinstance(stage, RLStage):
+            acc = {"FB": fb, "B": 0.5, "F": 0.55}[stage.arm]
+            curve = fb_lr_curve if (stage.data, stage.arm) == ("6-9-lr5x", "FB") else (0.1, acc, acc)
+            os.makedirs(stage.out, exist_ok=True)
+            with open(os.path.join(stage.out, "metrics.jsonl"), "w") as f:
+                for step, a in zip((0, 5, 10), curve):
+                    f.write(json.dumps(_line(step, {"eval_6-9": {"all": a}})) + "\n")
+            with open(os.path.join(stage.out, stage.summary_file), "w") as f:
+                f.write("{}")
+    return _verdicts(run_dir, "robustness")
+
+
+def test_robustness_rules_want_selection_under_each_variant_and_a_fall_at_5x_lr(tmp_path):
+    assert _robustness(str(tmp_path / "holds")) == [HOLDS, HOLDS]
+    assert _robustness(str(tmp_path / "fb-low"), fb=0.70) == [FAILS, HOLDS]
+    assert _robustness(str(tmp_path / "stable"), fb_lr_curve=(0.1, 0.9, 0.95)) == [HOLDS, FAILS]
+
+
 def test_every_claim_of_every_experiment_has_a_rule():
     for experiment in EXPERIMENTS.values():
         assert experiment.claims and all(c.rule and callable(c.check) for c in experiment.claims)

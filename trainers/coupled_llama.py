@@ -11,6 +11,8 @@ model reloads with ``AutoModelForCausalLM``.
 
 from __future__ import annotations
 
+import types
+
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, LlamaModel
 
@@ -23,6 +25,10 @@ class CoupledLlamaConfig(LlamaConfig):
     model_type = "ffreason_coupled_llama"
     position_coupling: dict | None = None
     """:meth:`PositionCoupling.to_dict` of the model's tokenizer."""
+    auto_map = types.MappingProxyType({})
+    """No remote code: the Auto classes know the type once this module is imported. TRL reads ``config.auto_map``
+    to load a reference model (``beta`` > 0) of an architecture transformers does not name, and a config without
+    the attribute raises there."""
 
 
 def _plain_mask(attention_mask):
