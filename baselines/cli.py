@@ -17,11 +17,11 @@ from trainers import cli as trainers_cli
 from trainers.presets import DEFAULT_PRESET
 from trainers.rl_config import ALGORITHMS
 
-from .experiments import EXPERIMENTS
+from .experiments import EXPERIMENTS, STUDY
 
 __all__ = ["ReproduceConfig", "ReportConfig", "COMMANDS", "main"]
 
-ExperimentName = Literal[tuple(EXPERIMENTS)]  # type: ignore[valid-type]
+ExperimentName = Literal[(*EXPERIMENTS, STUDY)]  # type: ignore[valid-type]
 AlgoName = Literal[tuple(ALGORITHMS)]  # type: ignore[valid-type]
 
 
@@ -30,7 +30,7 @@ class ReproduceConfig:
     """``ffreason reproduce``: one of the study's experiments, end to end, with its report."""
 
     experiment: tyro.conf.Positional[ExperimentName]
-    """The experiment (listed above)."""
+    """The experiment (listed above), or ``study`` for all of them."""
     out: str = ""
     """Run directory of the whole experiment (required); each stage writes to a sub-directory of it."""
     preset: str = DEFAULT_PRESET
@@ -70,7 +70,9 @@ def _reproduce(argv: list[str], prog: str) -> int:
 
     from .runner import reproduce
 
-    experiments = "\n".join(f"  {name:<14} {e.summary}" for name, e in EXPERIMENTS.items())
+    experiments = "\n".join([*(f"  {name:<14} {e.summary}" for name, e in EXPERIMENTS.items()),
+                             f"  {STUDY:<14} every experiment above, each in RUN_DIR/EXPERIMENT, sharing the stages "
+                             f"they have in common; RUN_DIR/report.md gives every claim's verdicts"])
     cfg = parse_flags(ReproduceConfig, argv, None, prog,
                       "Run an experiment of the study as stages (SFT arms, RL runs, evaluations), each in its own "
                       "sub-directory of --out (sft/FB, rl-6-9/FB, ...), built from the preset exactly as ffreason "

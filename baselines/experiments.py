@@ -23,10 +23,11 @@ from trainers.runlog import write_json
 from . import report as sections
 from .claims import Check, Claim, above, at_least, at_most, at_most_above, missing
 from .report import Logs, Report, Section, parts_share, sample_share, share, summary_share, tenth
-from .stages import Builder, EvalStage, RLStage, SFTStage, Stage, read_manifest
+from .stages import STAGE_LOG, Builder, EvalStage, RLStage, SFTStage, Stage, read_manifest
 from .study import AMPLIFICATION_SHARES, ARM_ORDER, COMPOSITION_PARTS, ROBUSTNESS, ROBUSTNESS_DATA, TABLE1
 
-__all__ = ["Experiment", "EXPERIMENTS", "REPORT_DATA", "plan", "robustness_variants", "seed_list", "write_report"]
+__all__ = ["Experiment", "EXPERIMENTS", "STUDY", "REPORT_DATA", "experiment_stages", "plan", "robustness_variants",
+           "seed_list", "write_report"]
 
 
 def _selection(b: Builder, p: int = 11) -> list[Stage]:
@@ -289,37 +290,96 @@ def seed_list(seeds: Sequence[int]) -> list[int]:
     return sorted(seeds)
 
 
+STUDY = "study"
+"""``reproduce study``: every experiment, each in its own sub-directory, sharing the stages they have in common."""
+
+
+def experiment_stages(experiment: str, preset: str, run_dir: str, algo: str = "grpo", replicas: Sequence[int] = (0,),
+                      eval_n: int | None = None) -> dict[str, list[Stage]]:
+    """Each experiment's stages (every experiment's for :data:`STUDY`), every config validated, nothing loaded.
+
+    A study keeps experiment E in ``run_dir/E`` and builds the experiments of one replica with one cache of
+    stages, so a stage two experiments define alike (the selection arms that improvement, amplification and
+    robustness start from; selection's RL on 6-9, robustness's default) is one stage, in the first one's
+    directory."""
+    names = list(EXPERIMENTS) if experiment == STUDY else [experiment]
+    if experiment != STUDY and experiment not in EXPERIMENTS:
+        raise ValueError(f"experiment: {experiment!r} is not one of {', '.join([*EXPERIMENTS, STUDY])}")
+    out: dict[str, list[Stage]] = {name: [] for name in names}
+    for k in replicas:
+        shared: dict = {}
+        for name in names:
+            b = Builder(run_dir, preset, algo, k, eval_n, experiment_dir=name if experiment == STUDY else "",
+                        shared=shared)
+            out[name] += EXPERIMENTS[name].stages(b)
+    for stages in out.values():
+        for stage in stages:
+            stage.validate()
+    return out
+
+
 def plan(experiment: str, preset: str, run_dir: str, algo: str = "grpo", replicas: Sequence[int] = (0,),
          eval_n: int | None = None) -> list[Stage]:
-    """The stages of ``experiment`` at ``preset`` for each replica (seed), in run order, every config validated
-    (nothing is loaded). Replica 0's stages are in ``run_dir``, replica k's in ``run_dir/seed-k``; ``eval_n``
+    """The stages of ``experiment`` (or of the whole :data:`STUDY`) at ``preset`` for each replica (seed), in run
+    order, each once. Replica 0's stages are in ``run_dir``, replica k's in ``run_dir/seed-k``; ``eval_n``
     problems per validation set (None: the preset's)."""
-    if experiment not in EXPERIMENTS:
-        raise ValueError(f"experiment: {experiment!r} is not one of {', '.join(EXPERIMENTS)}")
-    stages = [s for k in replicas for s in EXPERIMENTS[experiment].stages(Builder(run_dir, preset, algo, k, eval_n))]
-    for stage in stages:
-        stage.validate()
-    return stages
+    stages: dict[str, Stage] = {}
+    for experiment_stages_ in experiment_stages(experiment, preset, run_dir, algo, replicas, eval_n).values():
+        for stage in experiment_stages_:
+            stages.setdefault(stage.name, stage)
+    return list(stages.values())
 
 
 REPORT_DATA = "report.json"
 """``RUN_DIR/report.json``: every number of the report per replica, and each claim's verdicts."""
 
 
-def write_report(run_dir: str) -> Report:
-    """Write ``RUN_DIR/report.md``, ``report.json`` and the plots from the logged metrics of the experiment the
-    directory holds."""
-    manifest = read_manifest(run_dir)
-    experiment = EXPERIMENTS[manifest["experiment"]]
-    replicas = manifest.get("seeds", [0])
-    logs = Logs(run_dir, plan(experiment.name, manifest["preset"], run_dir, manifest["algo"], replicas,
-                              manifest.get("eval_n")))
+def _experiment_report(run_dir: str, logs: Logs, experiment: Experiment, manifest: dict, study_dir: str | None
+                       ) -> tuple[Section, list[str], list[dict]]:
     section = experiment.section(logs, experiment)
     claims_md, verdicts = sections.claims(logs, experiment.claims)
-    text = sections.document(logs, experiment.name, experiment.summary, manifest, section, claims_md)
+    text = sections.document(logs, experiment.name, experiment.summary, manifest, section, claims_md,
+                             regenerate=study_dir or run_dir)
+    with atomic_write(os.path.join(run_dir, "report.md")) as f:
+        f.write(text)
+    write_json(os.path.join(run_dir, REPORT_DATA), {**manifest, "experiment": experiment.name,
+                                                     "seeds": logs.replicas(), "cells": section.cells.records,
+                                                     "claims": verdicts})
+    return section, claims_md, verdicts
+
+
+def write_report(run_dir: str) -> Report:
+    """Write ``RUN_DIR/report.md``, ``report.json`` and the plots from the logged metrics of the experiment the
+    directory holds; for a study, each experiment's in its sub-directory and an overview of every claim's
+    verdicts in ``RUN_DIR``."""
+    manifest = read_manifest(run_dir)
+    replicas = manifest.get("seeds", [0])
+    by_experiment = experiment_stages(manifest["experiment"], manifest["preset"], run_dir, manifest["algo"],
+                                      replicas, manifest.get("eval_n"))
+    stage_log = os.path.join(run_dir, STAGE_LOG)
+    if manifest["experiment"] != STUDY:
+        experiment = EXPERIMENTS[manifest["experiment"]]
+        logs = Logs(run_dir, by_experiment[experiment.name], stage_log=stage_log)
+        section, _, _ = _experiment_report(run_dir, logs, experiment, manifest, None)
+        return Report(os.path.join(run_dir, "report.md"), section.headline)
+    rows, text, data = [], [], {}
+    for name, stages in by_experiment.items():
+        experiment = EXPERIMENTS[name]
+        sub = os.path.join(run_dir, name)
+        logs = Logs(sub, stages, stage_log=stage_log)
+        section, claims_md, verdicts = _experiment_report(sub, logs, experiment, manifest, run_dir)
+        data[name] = verdicts
+        rows += [[name, v["claim"], v["rule"], f"{v['holds_in']} of {len(v['verdicts'])}"
+                  + (f" ({v['verdicts'][0]})" if len(v["verdicts"]) == 1 else "")] for v in verdicts]
+        text += [f"## [{name}]({name}/report.md): {experiment.summary}", "", section.headline, ""]
+    seeds = ", ".join(map(str, replicas))
+    overview = sections.table(["experiment", "the study reports", "rule", "holds in (seeds)"], rows)
+    document = [f"# The study at preset `{manifest['preset']}`", "",
+                f"RL algorithm `{manifest['algo']}`, seeds {seeds}; every experiment's own report is in its "
+                f"directory. Regenerate with `ffreason report {run_dir}`.", "",
+                "## The study's claims, and in how many seeds each holds", "", overview, "", *text]
     path = os.path.join(run_dir, "report.md")
     with atomic_write(path) as f:
-        f.write(text)
-    write_json(os.path.join(run_dir, REPORT_DATA), {**manifest, "seeds": replicas, "cells": section.cells.records,
-                                                     "claims": verdicts})
-    return Report(path, section.headline)
+        f.write("\n".join(document))
+    write_json(os.path.join(run_dir, REPORT_DATA), {**manifest, "seeds": replicas, "claims": data})
+    return Report(path, overview)

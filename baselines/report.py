@@ -29,7 +29,7 @@ from .stages import STAGE_LOG, EvalStage, RLStage, SFTStage
 from .study import AMPLIFICATION_SHARES, ARM_ORDER, COMPOSITION_PARTS, ROBUSTNESS_DATA, SOURCE
 
 __all__ = ["Report", "Section", "Logs", "Cells", "share", "sample_share", "parts_share", "summary_share", "guess_share", "guessing", "tenth", "selection", "improvement", "robustness",
-           "amplification", "composition", "claims", "document"]
+           "amplification", "composition", "claims", "document", "table"]
 
 KINDS = ("evaluation", "inversion")
 NA = "-"
@@ -62,9 +62,12 @@ class Section:
 class Logs:
     """Read-once access to the stages' files."""
 
-    def __init__(self, run_dir: str, stages: list, _cache: dict | None = None) -> None:
+    def __init__(self, run_dir: str, stages: list, _cache: dict | None = None, stage_log: str | None = None) -> None:
         self.run_dir = run_dir
+        """Where the report and its plots go."""
         self.stages = stages
+        self.stage_log = stage_log or os.path.join(run_dir, STAGE_LOG)
+        """The runner's log of stage runs (a study's is in its top directory)."""
         self._metrics: dict[str, tuple[dict[int, dict], dict[int, dict]]] = {} if _cache is None else _cache
 
     def replicas(self) -> list[int]:
@@ -73,7 +76,8 @@ class Logs:
 
     def each(self) -> list["Logs"]:
         """One :class:`Logs` per replica, over that replica's stages alone (sharing what was read)."""
-        return [Logs(self.run_dir, [s for s in self.stages if s.replica == k], self._metrics) for k in self.replicas()]
+        return [Logs(self.run_dir, [s for s in self.stages if s.replica == k], self._metrics, self.stage_log)
+                for k in self.replicas()]
 
     def rl(self, data: str | None = None, arm: str | None = None) -> list[RLStage]:
         return [s for s in self.stages if isinstance(s, RLStage) and data in (None, s.data) and arm in (None, s.arm)]
@@ -121,7 +125,7 @@ class Logs:
 
     def seconds(self) -> dict[str, float]:
         """Wall seconds of each stage's last run (from the runner's stage log)."""
-        path = os.path.join(self.run_dir, STAGE_LOG)
+        path = self.stage_log
         return {r["stage"]: r["seconds"] for r in (read_jsonl(path) if os.path.exists(path) else [])
                 if r["status"] == "ran"}
 
@@ -167,7 +171,7 @@ def guessing(logs: Logs, cells: Cells) -> list[str]:
     return ["## Guessing: sampled responses that show no work (%)", "",
             "A guess has no step, try, part or result line (a bare `answer X`, free text); where most problems "
             "cannot be solved it still earns 1/p of the outcome reward on average.", "",
-            _table(["arm", "RL data", "first tenth of RL steps", "last tenth"], rows), ""]
+            table(["arm", "RL data", "first tenth of RL steps", "last tenth"], rows), ""]
 
 
 def _stats(shares: list[Share]) -> dict:
@@ -230,7 +234,7 @@ def _triple(cells: Cells, table: str, row: str, column: str, lines: list[dict | 
             " / ".join(cells.interval(xs) for xs in parts))
 
 
-def _table(header: list[str], rows: Iterable[list[str]]) -> str:
+def table(header: list[str], rows: Iterable[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
@@ -440,7 +444,7 @@ def selection(logs: Logs, experiment) -> Section:
                 row += [" / ".join(f"{v:.1f}" for v in published[arm][data])] if with_study else []
             rows.append(row)
             spread.append(band)
-        return _table(header, rows), _table([h for h in header if h != "study"], spread)
+        return table(header, rows), table([h for h in header if h != "study"], spread)
 
     stage = logs.rl()[0]
     n = _eval_n(stage)
@@ -498,18 +502,18 @@ def selection(logs: Logs, experiment) -> Section:
         "of the longest reference trace of either strategy plus 25%, so that a search is not cut (the tables above "
         "give them the RL budget, as the RL runs' step-0 evaluation does).",
         "",
-        _table(["arm", "2-5", "6-9"], unbudgeted),
+        table(["arm", "2-5", "6-9"], unbudgeted),
         "",
         f"{spread_title.capitalize()}:",
         "",
-        _table(["arm", "2-5", "6-9"], unbudgeted_spread),
+        table(["arm", "2-5", "6-9"], unbudgeted_spread),
         "",
         "## Strategy selection: aligned fraction (%) of sampled responses, first -> last tenth of RL steps",
         "",
         "Aligned: forward on evaluation, backward on inversion. Samples: the RL run's own completions "
         "(temperature sampling, the training budget).",
         "",
-        _table(["arm", "RL data", "evaluation: forward", "inversion: backward"], aligned),
+        table(["arm", "RL data", "evaluation: forward", "inversion: backward"], aligned),
         "",
         *guessing(logs, cells),
     ]
@@ -535,7 +539,7 @@ def improvement(logs: Logs, experiment) -> Section:
                                       [share(m, f"{eval_set_name(*r)}/{kind}/accuracy") for m in ms])
                            for kind in ("inversion", "evaluation"))
                 for r in ((2, 5), (6, 9), (10, 15))])
-    headline = _table(["arm", "model"] + [str(k) for k in all_steps], rows)
+    headline = table(["arm", "model"] + [str(k) for k in all_steps], rows)
     md = [
         "## Greedy accuracy (%) per number of steps",
         "",
@@ -545,7 +549,7 @@ def improvement(logs: Logs, experiment) -> Section:
         "",
         "## Inversion / evaluation accuracy (%) per validation set",
         "",
-        _table(["arm", "model", "2-5", "6-9", "10-15"], kind_rows),
+        table(["arm", "model", "2-5", "6-9", "10-15"], kind_rows),
         "",
         *guessing(logs, cells),
     ]
@@ -591,7 +595,7 @@ def amplification(logs: Logs, experiment) -> Section:
                                                             for r in reps]))
         rows.append(row)
         points.append((share_, {k: v[0] for k, v in fractions.items()}, {k: v[1] for k, v in fractions.items()}))
-    headline = _table(["evaluation / inversion in RL data", "forward (%) of samples, first -> last tenth of steps",
+    headline = table(["evaluation / inversion in RL data", "forward (%) of samples, first -> last tenth of steps",
                        "on evaluation problems", "on inversion problems", "greedy accuracy (%) after RL, 2-5"], rows)
     fig, ax = plt.subplots(figsize=(4.5, 3.6), layout="constrained")
     ax.plot([0.45, 0.95], [0.45, 0.95], ":", color="grey", label="forward fraction = evaluation share")
@@ -640,12 +644,12 @@ def robustness(logs: Logs, experiment) -> Section:
     curves = [[variant] + [cells.cell("FB curve", variant, str(step), [share(e.get(step), "eval_6-9/accuracy")
                                                                        for e in es]) for step in steps]
               for variant, es in evals.items()]
-    headline = _table(["variant"] + arms + ["study: B / F / FB"], rows)
+    headline = table(["variant"] + arms + ["study: B / F / FB"], rows)
     md = ["## Greedy accuracy (%) on 6-9 after RL on 6-9, per hyper-parameter variant", "",
           f"{_seeds_note(logs).split(';')[0].capitalize()}; **study**: pass@1 (%) from {SOURCE}. The lr x5 variant is "
           "five times the preset's learning rate, as the study's unstable 5e-5 was five times its 1e-5.", "",
           headline, "", "## FB's 6-9 accuracy (%) at each evaluation, by RL step", "",
-          _table(["variant"] + [f"step {step}" for step in steps], curves), "", *guessing(logs, cells)]
+          table(["variant"] + [f"step {step}" for step in steps], curves), "", *guessing(logs, cells)]
     return Section(headline, md, [plot_accuracy_vs_rl_step(logs), plot_strategy_vs_rl_step(logs)], cells)
 
 
@@ -675,7 +679,7 @@ def composition(logs: Logs, experiment) -> Section:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6)
     plot = _save(fig, logs.run_dir, "accuracy_vs_parts.png")
-    headline = _table(["SFT data", "model"] + [f"{k} parts" for k in COMPOSITION_PARTS], rows)
+    headline = table(["SFT data", "model"] + [f"{k} parts" for k in COMPOSITION_PARTS], rows)
     n = evals[0][0].n if evals and evals[0] else "?"
     md = [f"## Greedy accuracy (%) per number of parts ({n} problems per set, 2-5 steps per part)", "",
           f"{_seeds_note(logs).split(';')[0].capitalize()}.", "", headline, "", *guessing(logs, cells)]
@@ -715,14 +719,15 @@ def claims(logs: Logs, claims_: Iterable[Claim]) -> tuple[list[str], list[dict]]
           "its whole 95% interval is on the claim's side of the threshold, **does not hold** when all of it is on "
           "the other side, and is **inconclusive** when the interval straddles the threshold or a number is "
           "missing; a rule holds when all its comparisons do.", "",
-          _table(["the study reports", "rule", "verdict" if len(reps) == 1 else "verdict per seed",
+          table(["the study reports", "rule", "verdict" if len(reps) == 1 else "verdict per seed",
                   "holds in (seeds)"], rows), "", "The numbers behind each verdict:", "", *details, ""]
     return md, records
 
 
-def document(logs: Logs, name: str, summary: str, manifest: dict, section: Section, claims_md: list[str]) -> str:
+def document(logs: Logs, name: str, summary: str, manifest: dict, section: Section, claims_md: list[str],
+             regenerate: str) -> str:
     """The whole ``report.md``: title, the experiment's section, the study's claims and verdicts, the plots, the
-    stages."""
+    stages; ``regenerate``: the run directory ``ffreason report`` rebuilds it from."""
     seconds = logs.seconds()
     status = [[s.name, "done" if s.done() else ("partial" if os.path.exists(s.out) else "not run"),
                f"{seconds[s.name]:.0f}" if s.name in seconds else NA, s.describe()] for s in logs.stages]
@@ -732,7 +737,7 @@ def document(logs: Logs, name: str, summary: str, manifest: dict, section: Secti
         "",
         f"Preset `{manifest['preset']}`, RL algorithm `{manifest['algo']}`, "
         + (f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}")
-        + f". Regenerate with `ffreason report {logs.run_dir}`; every number is also in `report.json`.",
+        + f". Regenerate with `ffreason report {regenerate}`; every number is also in `report.json`.",
         "",
         *section.markdown,
         *claims_md,
@@ -741,7 +746,7 @@ def document(logs: Logs, name: str, summary: str, manifest: dict, section: Secti
         *[f"![{os.path.basename(p)}]({p})\n" for p in section.plots],
         "## Stages",
         "",
-        _table(["stage", "state", "wall s", "what"], status),
+        table(["stage", "state", "wall s", "what"], status),
         "",
     ]
     return "\n".join(text)

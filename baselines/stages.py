@@ -12,6 +12,7 @@ exactly the run those commands make.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ from trainers import presets
 from trainers.rl import make_trainer
 from trainers.rl_config import RLRunConfig, from_layers
 from trainers.runlog import CHECKPOINTS, last_checkpoint, write_json
-from trainers.settings import merge
+from trainers.settings import merge, to_dict
 from trainers.sft import SFTRunConfig, run_sft
 
 __all__ = ["SFTStage", "RLStage", "EvalStage", "Stage", "Builder", "MANIFEST", "STAGE_LOG", "read_manifest",
@@ -215,6 +216,12 @@ class Builder:
     replica: int = 0
     eval_n: int | None = None
     """Problems per validation set of every stage (None: the preset's RL ``eval_n``)."""
+    experiment_dir: str = ""
+    """Sub-directory of the stages in the run directory (a study keeps each experiment in its own)."""
+    shared: dict | None = None
+    """Stages already built, by their config: an SFT or RL stage whose config (but for its directory) is one of
+    them is that stage, so experiments of one study share it (selection's arms serve improvement, amplification
+    and robustness). None: no sharing."""
     sections: dict[str, dict[str, Any]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -226,7 +233,18 @@ class Builder:
         self.sections["rl"] = {**self.sections["rl"], "eval_n": self.eval_n}  # the RL runs' and evaluations' alike
 
     def _name(self, name: str) -> str:
-        return os.path.join(replica_dir(self.replica), name) if self.replica else name
+        return "/".join(part for part in (replica_dir(self.replica), self.experiment_dir, name) if part)
+
+    def _share(self, stage):
+        """``stage``, or the stage already built with its config (but for its directory): the same run, under
+        this experiment's labels (a study's composition calls selection's FB arm ``without-2part``)."""
+        if self.shared is None:
+            return stage
+        key = (type(stage).__name__, json.dumps({k: v for k, v in to_dict(stage.config).items() if k != "out"},
+                                                 sort_keys=True, default=str))
+        first = self.shared.setdefault(key, stage)
+        labels = {"arm": stage.arm} if isinstance(stage, SFTStage) else {"arm": stage.arm, "data": stage.data}
+        return dataclasses.replace(first, **labels)
 
     def sft(self, arm: str, name: str | None = None, **problem: Any) -> SFTStage:
         """The preset's SFT of ``arm``, on its problems with ``problem``'s changes."""
@@ -237,7 +255,7 @@ class Builder:
             "problem": problem,  # merged field by field over the section's
             "seed": section.get("seed", SFTRunConfig.seed) + self.replica,
         })
-        return SFTStage(self._name(f"sft/{name}"), cfg, name, self.replica)
+        return self._share(SFTStage(self._name(f"sft/{name}"), cfg, name, self.replica))
 
     def rl(self, sft: SFTStage, data: str, problem: dict[str, Any], env: str = "ffreason/Mixed-v0",
            eval_ranges: tuple[tuple[int, int], ...] = ((2, 5), (6, 9)), min_completion_length: int = 0,
@@ -255,9 +273,9 @@ class Builder:
             "env": env, "problem": problem, "eval_ranges": eval_ranges, "seed": seed, **knobs,
         })
         cfg.max_completion_length = max(cfg.max_completion_length, min_completion_length)
-        return RLStage(name, cfg, sft.name, sft.arm, data, self.replica)
+        return self._share(RLStage(name, cfg, sft.name, sft.arm, data, self.replica))
 
     def evaluation(self, stage: SFTStage | RLStage, sets: dict[str, ProblemConfig]) -> EvalStage:
-        bare = stage.name[len(replica_dir(self.replica)) + 1:] if self.replica else stage.name
+        bare = f"sft/{stage.arm}" if isinstance(stage, SFTStage) else f"rl-{stage.data}/{stage.arm}"
         return EvalStage(self._name(f"eval/{bare}"), stage, sets, self.eval_n, self.run_dir,
                          self.sections["reproduce"].get("eval_max_new_tokens"), self.replica)

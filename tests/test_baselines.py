@@ -273,6 +273,38 @@ def test_interrupted_stages_restart_or_resume_and_force_redoes_all(tmp_path, fak
     assert not os.path.exists(os.path.join(out, "rl-eval75/FB/checkpoints"))
 
 
+def test_study_runs_every_experiment_once_sharing_common_stages(tmp_path, fake_stages):
+    from baselines.experiments import experiment_stages
+
+    out = str(tmp_path / "study")
+    by_experiment = experiment_stages("study", "micro", out)
+    assert list(by_experiment) == list(EXPERIMENTS)
+    names = [s.name for s in plan("study", "micro", out)]
+    assert len(names) == len(set(names))
+    for name in ("improvement", "amplification", "robustness"):  # selection's arms serve them
+        sft = {s.arm: s for s in by_experiment[name] if isinstance(s, SFTStage)}
+        assert {s.name for s in sft.values()} <= {f"selection/sft/{a}" for a in ("B", "F", "FB")}
+        for stage in [s for s in by_experiment[name] if isinstance(s, RLStage)]:
+            assert stage.config.init == os.path.join(out, "selection", "sft", stage.arm)
+    robust = {s.name for s in by_experiment["robustness"] if isinstance(s, RLStage) and s.data == "6-9"}
+    assert robust == {f"selection/rl-6-9/{a}" for a in ("B", "F", "FB")}  # its default is selection's own run
+    without = next(s for s in by_experiment["composition"] if isinstance(s, SFTStage) and s.arm == "without-2part")
+    assert without.name == "selection/sft/FB"  # the same SFT data and seed: the same model, labelled as composition's
+    assert {s.name for s in by_experiment["gf13"] if isinstance(s, SFTStage)} == {f"gf13/sft/{a}" for a in ("B", "F", "FB")}
+    assert main(["reproduce", "study", "--preset", "micro", "--out", out]) == 0
+    assert sorted(name for name, _ in fake_stages) == sorted(names)  # every stage once
+    report = open(os.path.join(out, "report.md")).read()
+    data = json.load(open(os.path.join(out, "report.json")))
+    for name, experiment in EXPERIMENTS.items():
+        assert f"## [{name}]({name}/report.md)" in report and os.path.isfile(os.path.join(out, name, "report.md"))
+        assert [c["claim"] for c in data["claims"][name]] == [c.text for c in experiment.claims]
+        assert all(c["verdicts"] == ["inconclusive"] for c in data["claims"][name])  # the fakes log no metrics
+        assert f"Regenerate with `ffreason report {out}`" in open(os.path.join(out, name, "report.md")).read()
+    fake_stages.clear()
+    assert main(["reproduce", "study", "--preset", "micro", "--out", out, "--seeds", "2"]) == 0
+    assert fake_stages and all(name.startswith("seed-1/") for name, _ in fake_stages)
+
+
 def test_jobs_run_ready_stages_at_once_and_dependents_after_their_inputs(tmp_path):
     from baselines.runner import _run_concurrently
     from stage_fakes import SleepStage
