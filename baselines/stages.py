@@ -215,7 +215,8 @@ class Builder:
     algo: str
     replica: int = 0
     eval_n: int | None = None
-    """Problems per validation set of every stage (None: the preset's RL ``eval_n``)."""
+    """Problems per validation set of every stage (None: the preset's ``reproduce`` ``eval_n``, else its RL
+    ``eval_n``)."""
     experiment_dir: str = ""
     """Sub-directory of the stages in the run directory (a study keeps each experiment in its own)."""
     shared: dict | None = None
@@ -228,7 +229,7 @@ class Builder:
         check_int("replica", self.replica, 0, 2**31 - 1)
         self.sections = presets.load(self.preset)
         if self.eval_n is None:
-            self.eval_n = self.sections["rl"].get("eval_n", RLRunConfig.eval_n)
+            self.eval_n = self.sections["reproduce"].get("eval_n", self.sections["rl"].get("eval_n", RLRunConfig.eval_n))
         check_int("eval_n", self.eval_n, 1, 2**31 - 1)
         self.sections["rl"] = {**self.sections["rl"], "eval_n": self.eval_n}  # the RL runs' and evaluations' alike
 

@@ -429,7 +429,8 @@ def test_a_reproduction_stage_is_the_run_the_commands_make_with_the_same_preset(
         else:
             made = rl_config(["--preset", preset, "--algo", algo, "--init", c.init, "--out", c.out,
                               "--problem.min-steps", str(c.problem.min_steps),
-                              "--problem.max-steps", str(c.problem.max_steps)])
+                              "--problem.max-steps", str(c.problem.max_steps),
+                              "--eval-n", str(presets.load(preset)["reproduce"].get("eval_n", c.eval_n))])
         assert type(made) is type(c) and to_dict(made) == to_dict(c), stage.name
     assert {type(s.config).algo for s in stages if isinstance(s, RLStage)} == {algo}
 

@@ -3,7 +3,7 @@
 One file per scale (``micro``, ``tiny``, ``qwen1.5b``) with a section per
 command: ``sft``, ``rl`` (shared by the RL algorithms), one per algorithm
 (``grpo``, ``ppo``: its own knobs) and ``reproduce`` (the experiments'
-evaluation stages). ``ffreason sft|rl --preset NAME`` and ``ffreason
+evaluation stages and validation set size). ``ffreason sft|rl --preset NAME`` and ``ffreason
 reproduce ... --preset NAME`` read the same sections, so a stage of a
 reproduction is the run those commands make. To change a recipe, copy a file,
 edit it and give its path as the preset (``--preset my_tiny.yaml``).
