@@ -32,7 +32,7 @@ from trainers.runlog import METRICS_FILE, last_step
 
 from .experiments import plan, seed_list, write_report
 from .report import Report
-from .stages import MANIFEST, STAGE_LOG, Stage, read_manifest, write_manifest
+from .stages import MANIFEST, STAGE_LOG, Builder, Stage, read_manifest, write_manifest
 
 __all__ = ["reproduce"]
 
@@ -47,10 +47,13 @@ def reproduce(experiment: str, preset: str, run_dir: str, algo: str = "grpo", fo
         raise ValueError(f"jobs: expected an integer >= 1, got {jobs!r}")
     replicas = seed_list(seeds)
     stages = plan(experiment, preset, run_dir, algo, replicas, eval_n)  # bad names and configs fail here
+    eval_n = Builder(run_dir, preset, algo, eval_n=eval_n).eval_n  # the size the stages use, given or the preset's
     manifest = {"experiment": experiment, "preset": preset, "algo": algo, "eval_n": eval_n}
     held_seeds: list[int] = []
     if not force and os.path.exists(os.path.join(run_dir, MANIFEST)):
         held = read_manifest(run_dir)
+        if held.get("eval_n") is None:  # a directory older than the record of the size
+            held["eval_n"] = eval_n
         if {k: held.get(k) for k in manifest} != manifest:
             given = f" --eval-n {held['eval_n']}" if held.get("eval_n") else ""
             raise ValueError(f"out: {run_dir!r} holds {held['experiment']} --preset {held['preset']} --algo "
