@@ -199,7 +199,8 @@ class Cells:
         if "mean" not in stats:
             return NA
         present = sum(v is not None for v in stats["values"])
-        return f"{100 * stats['mean']:.1f}" if present == 1 else f"{100 * stats['mean']:.1f} ± {100 * stats['sd']:.1f}"
+        text = f"{100 * stats['mean']:.1f}" if present == 1 else f"{100 * stats['mean']:.1f} ± {100 * stats['sd']:.1f}"
+        return text if present == len(shares) else f"{text} ({present} of {len(shares)})"  # seeds not all run yet
 
     def interval(self, shares: list[Share]) -> str:
         """The 95% interval of a single run's cell (Wilson), or min-max over several replicas."""

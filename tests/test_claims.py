@@ -146,6 +146,19 @@ def test_selection_rules_hold_on_numbers_that_satisfy_them_and_not_on_others(tmp
     assert _selection(str(tmp_path / "no-rise"), fb_last="backward")[3] == FAILS  # evaluation stays on backward
 
 
+def test_a_partial_multi_seed_run_says_how_many_seeds_a_cell_rests_on(tmp_path):
+    run_dir = str(tmp_path / "partial")
+    assert _selection(run_dir) == [HOLDS] * 4  # replica 0 only
+    with open(os.path.join(run_dir, MANIFEST), "w") as f:
+        json.dump({"experiment": "selection", "preset": "micro", "algo": "grpo", "seeds": [0, 1]}, f)
+    assert main(["report", run_dir]) == 0
+    table1 = open(os.path.join(run_dir, "report.md")).read().split("## Table 1")[1].split("\n## ")[0]
+    assert "| FB | 30.0 (1 of 2) / 30.0 (1 of 2) / 50.0 (1 of 2) |" in table1
+    with open(os.path.join(run_dir, REPORT_DATA)) as f:
+        claims = json.load(f)["claims"]
+    assert [c["verdicts"] for c in claims] == [[HOLDS, INCONCLUSIVE]] * 4 and {c["holds_in"] for c in claims} == {1}
+
+
 def test_gf13_rule_wants_only_fb_near_perfect(tmp_path):
     assert _selection(str(tmp_path / "holds"), experiment="gf13") == [HOLDS]
     assert _selection(str(tmp_path / "b-perfect"), b_all=0.97, b_eval=0.98, experiment="gf13") == [FAILS]
