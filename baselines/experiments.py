@@ -23,7 +23,7 @@ from trainers.runlog import write_json
 from . import report as sections
 from .claims import Check, Claim, above, at_least, at_most, at_most_above, missing
 from .report import Logs, Report, Section, parts_share, sample_share, share, summary_share, tenth
-from .stages import STAGE_LOG, Builder, EvalStage, RLStage, SFTStage, Stage, read_manifest
+from .stages import STAGE_LOG, Builder, RLStage, SFTStage, Stage, read_manifest
 from .study import AMPLIFICATION_SHARES, ARM_ORDER, COMPOSITION_PARTS, ROBUSTNESS, ROBUSTNESS_DATA, TABLE1
 
 __all__ = ["Experiment", "EXPERIMENTS", "STUDY", "REPORT_DATA", "experiment_stages", "plan", "robustness_variants",
@@ -104,8 +104,7 @@ def _robustness(b: Builder) -> list[Stage]:
 
 def _arms_after_sft_on_easy(r: Logs) -> list[Check]:
     """On the SFT models' own evaluation, without the RL budget: the study's budget cut no 2-5-step search."""
-    found = {s.model.arm: r.eval_summary(s) for s in r.stages if isinstance(s, EvalStage) and
-             isinstance(s.model, SFTStage)}
+    found = r.evaluations(SFTStage)
     return [at_least(summary_share(found.get(arm), "eval_2-5", "all", f"{arm} after SFT on 2-5, unbudgeted"), 0.70)
             for arm in ARM_ORDER]
 
@@ -166,12 +165,10 @@ def _forward_tracks_share(r: Logs) -> list[Check]:
 
 
 def _composition_needs_parts_in_sft(r: Logs) -> list[Check]:
-    after = {s.model.arm: r.eval_summary(s) for s in r.stages if isinstance(s, EvalStage) and
-             isinstance(s.model, RLStage)}  # the models after RL, by their SFT data
-    after = {sft: after.get(sft) for sft in ("with-2part", "without-2part")}
-    checks = [above(parts_share(after["with-2part"], k, f"with, {k} parts"),
-                    parts_share(after["without-2part"], k, "without"), 0.25) for k in (3, 4, 5)]
-    return checks + [at_most(parts_share(after["without-2part"], 5, "without, 5 parts"), 0.20)]
+    after = r.evaluations(RLStage)  # the models after RL, by their SFT data
+    checks = [above(parts_share(after.get("with-2part"), k, f"with, {k} parts"),
+                    parts_share(after.get("without-2part"), k, "without"), 0.25) for k in (3, 4, 5)]
+    return checks + [at_most(parts_share(after.get("without-2part"), 5, "without, 5 parts"), 0.20)]
 
 
 def _selects_under(variants: tuple[str, ...]) -> Callable[[Logs], list[Check]]:

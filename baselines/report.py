@@ -123,6 +123,11 @@ class Logs:
         with open(os.path.join(stage.out, stage.summary_file), encoding="utf-8") as f:
             return json.load(f)
 
+    def evaluations(self, of: type) -> dict[str, dict | None]:
+        """The summaries of the evaluation stages of ``of`` models (SFTStage or RLStage), by the model's arm."""
+        return {s.model.arm: self.eval_summary(s) for s in self.stages
+                if isinstance(s, EvalStage) and isinstance(s.model, of)}
+
     def seconds(self) -> dict[str, float]:
         """Wall seconds of each stage's last run (from the runner's stage log)."""
         path = self.stage_log
@@ -466,8 +471,7 @@ def selection(logs: Logs, experiment) -> Section:
         aligned.append(row)
     unbudgeted, unbudgeted_spread = [], []
     for arm in arms:
-        summaries = [next((r.eval_summary(s) for s in r.stages if isinstance(s, EvalStage) and
-                           isinstance(s.model, SFTStage) and s.model.arm == arm), None) for r in reps]
+        summaries = [r.evaluations(SFTStage).get(arm) for r in reps]
         row, band = [arm], [arm]
         for eval_set in (eval_set_name(2, 5), eval_set_name(6, 9)):
             parts = [[summary_share(m, eval_set, kind) for m in summaries] for kind in TRIPLE]

@@ -46,8 +46,8 @@ def reproduce(experiment: str, preset: str, run_dir: str, algo: str = "grpo", fo
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs: expected an integer >= 1, got {jobs!r}")
     replicas = seed_list(seeds)
-    stages = plan(experiment, preset, run_dir, algo, replicas, eval_n)  # bad names and configs fail here
     eval_n = Builder(run_dir, preset, algo, eval_n=eval_n).eval_n  # the size the stages use, given or the preset's
+    stages = plan(experiment, preset, run_dir, algo, replicas, eval_n)  # bad names and configs fail here
     manifest = {"experiment": experiment, "preset": preset, "algo": algo, "eval_n": eval_n}
     held_seeds: list[int] = []
     if not force and os.path.exists(os.path.join(run_dir, MANIFEST)):
@@ -55,9 +55,9 @@ def reproduce(experiment: str, preset: str, run_dir: str, algo: str = "grpo", fo
         if held.get("eval_n") is None:  # a directory older than the record of the size
             held["eval_n"] = eval_n
         if {k: held.get(k) for k in manifest} != manifest:
-            given = f" --eval-n {held['eval_n']}" if held.get("eval_n") else ""
             raise ValueError(f"out: {run_dir!r} holds {held['experiment']} --preset {held['preset']} --algo "
-                             f"{held['algo']}{given}; choose another directory or redo it with --force")
+                             f"{held['algo']} --eval-n {held['eval_n']}; choose another directory or redo it with "
+                             f"--force")
         held_seeds = held.get("seeds", [0])
     write_manifest(run_dir, {**manifest, "seeds": sorted(set(held_seeds) | set(replicas))})
     heads = {stage.name: f"[{i}/{len(stages)}] {stage.name}" for i, stage in enumerate(stages, 1)}

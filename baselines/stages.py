@@ -29,7 +29,7 @@ from trainers.settings import merge, to_dict
 from trainers.sft import SFTRunConfig, run_sft
 
 __all__ = ["SFTStage", "RLStage", "EvalStage", "Stage", "Builder", "MANIFEST", "STAGE_LOG", "read_manifest",
-           "write_manifest", "replica_dir"]
+           "write_manifest"]
 
 MANIFEST = "experiment.json"
 """``RUN_DIR/experiment.json``: the experiment, preset and algorithm a run directory holds."""
@@ -196,12 +196,6 @@ class EvalStage(_Stage):
 Stage = SFTStage | RLStage | EvalStage
 
 
-def replica_dir(replica: int) -> str:
-    """Where replica ``replica``'s stages live, relative to the run directory: replica 0 (the preset's own seeds)
-    in the run directory itself, so that adding seeds to a finished run reuses it, replica k in ``seed-k``."""
-    return f"seed-{replica}" if replica else ""
-
-
 @dataclass
 class Builder:
     """Makes the stages of one replica of a reproduction: its directory, preset, RL algorithm and replica.
@@ -234,7 +228,10 @@ class Builder:
         self.sections["rl"] = {**self.sections["rl"], "eval_n": self.eval_n}  # the RL runs' and evaluations' alike
 
     def _name(self, name: str) -> str:
-        return "/".join(part for part in (replica_dir(self.replica), self.experiment_dir, name) if part)
+        """A stage's name and directory in the run directory: replica 0 (the preset's own seeds) in it directly, so
+        that adding seeds to a finished run reuses it, replica k in ``seed-k``."""
+        replica = f"seed-{self.replica}" if self.replica else ""
+        return "/".join(part for part in (replica, self.experiment_dir, name) if part)
 
     def _share(self, stage):
         """``stage``, or the stage already built with its config (but for its directory): the same run, under
