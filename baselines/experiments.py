@@ -50,7 +50,7 @@ def _improvement(b: Builder) -> list[Stage]:
         for s in sft:
             stages.append(b.rl(s, f"{lo}-{hi}", {"min_steps": lo, "max_steps": hi},
                                eval_ranges=((2, 5), (6, 9), (10, 15)),
-                               min_completion_length=136 if hi == 15 else 0))  # a direct 15-step trace: 122 tokens
+                               min_budget_ratio=1.05 if hi == 15 else 0.0))  # every direct 15-step trace fits
     return stages
 
 
@@ -70,7 +70,7 @@ def _composition(b: Builder) -> list[Stage]:
     rl = [b.rl(sft, "parts-3-5", {"problem_types": ["composition"], "min_steps": 2, "max_steps": 5, "min_parts": 3,
                                   "max_parts": 5},
                env="ffreason/Composition-v0", eval_ranges=((2, 5),),
-               min_completion_length=240)  # an aligned 5-part, 5-step composition: 232 tokens
+               min_budget_ratio=1.05)  # every aligned 5-part trace fits
           for sft in (with_parts, without)]
     sets = {f"parts-{k}": ProblemConfig(min_steps=2, max_steps=5, problem_types=["composition"], min_parts=k,
                                         max_parts=k) for k in COMPOSITION_PARTS}

@@ -9,7 +9,7 @@ ones already there (replica 0 in RUN_DIR itself, replica k in RUN_DIR/seed-k).
 restarted or resumed from a checkpoint) or ``skipped``, with the seconds spent.
 
 With ``jobs`` above 1, stages whose inputs are ready run at the same time, each
-in a fresh process with ``cores // jobs`` torch threads and its output in
+in a fresh process (on a GPU every stage gets one, even with ``jobs`` 1) with ``cores // jobs`` torch threads and its output in
 ``RUN_DIR/<stage>/stage.log``: the arms of an experiment are independent, so a
 machine with more cores than one stage can use runs several at once. Each
 running stage then has a progress bar in the terminal, advanced from the steps
@@ -68,7 +68,7 @@ def reproduce(experiment: str, preset: str, run_dir: str, algo: str = "grpo", fo
             _log(run_dir, stage.name, "skipped", 0.0)
         else:
             todo.append(stage)
-    if jobs == 1:
+    if jobs == 1 and not _on_gpu():
         for stage in todo:
             how = _start(stage, force, heads, echo)
             begin = time.perf_counter()
@@ -77,6 +77,14 @@ def reproduce(experiment: str, preset: str, run_dir: str, algo: str = "grpo", fo
     else:
         _run_concurrently(run_dir, todo, force, jobs, heads, echo)
     return write_report(run_dir)
+
+
+def _on_gpu() -> bool:
+    """Whether stages run on a GPU: then each runs in a process of its own even one at a time, since a colocated
+    vLLM engine keeps its GPU memory and process group when deleted, so a second one in the process would fail."""
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _start(stage: Stage, force: bool, heads: dict[str, str], echo: Callable[[str], None]) -> str:

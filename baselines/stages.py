@@ -256,21 +256,16 @@ class Builder:
         return self._share(SFTStage(self._name(f"sft/{name}"), cfg, name, self.replica))
 
     def rl(self, sft: SFTStage, data: str, problem: dict[str, Any], env: str = "ffreason/Mixed-v0",
-           eval_ranges: tuple[tuple[int, int], ...] = ((2, 5), (6, 9)), min_completion_length: int = 0,
-           **knobs: Any) -> RLStage:
+           eval_ranges: tuple[tuple[int, int], ...] = ((2, 5), (6, 9)), **knobs: Any) -> RLStage:
         """The preset's RL run from ``sft`` on ``problem`` (the RL data, labelled ``data`` in the report), with the
-        RL ``knobs`` given changed.
-
-        ``min_completion_length`` raises the preset's generation budget where longer RL data needs it (measured
-        in the tiny tokenizer), so that every aligned trace still fits: the budget must cut searches, not direct
-        answers."""
+        RL ``knobs`` given changed (``min_budget_ratio`` where longer RL data than the preset's budget was chosen
+        for must still fit every aligned trace: the budget must cut searches, not direct answers)."""
         name = self._name(f"rl-{data}/{sft.arm}")
         seed = {**self.sections["rl"], **self.sections[self.algo]}.get("seed", RLRunConfig.seed) + self.replica
         cfg = from_layers(self.algo, self.sections["rl"], self.sections[self.algo], {
             "preset": self.preset, "out": os.path.join(self.run_dir, name), "init": sft.out,
             "env": env, "problem": problem, "eval_ranges": eval_ranges, "seed": seed, **knobs,
         })
-        cfg.max_completion_length = max(cfg.max_completion_length, min_completion_length)
         return self._share(RLStage(name, cfg, sft.name, sft.arm, data, self.replica))
 
     def evaluation(self, stage: SFTStage | RLStage, sets: dict[str, ProblemConfig]) -> EvalStage:

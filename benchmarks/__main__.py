@@ -10,6 +10,8 @@ BENCHMARKS = {
     "trainer_overhead": "seconds per GRPO / PPO step; env bridge vs plain TRL",
     "fuzz_verify": "verify / env.step under 10^6 fuzzed responses: crashes, wrong rewards, time per byte",
     "sft_plateau": "when the from-scratch model learns the arithmetic table, per lr / init / batch order",
+    "gpu_smoke": "the Qwen path on one GPU: LoRA SFT, GRPO with and without vLLM, one evaluation, peak memory",
+    "budget": "each preset's RL generation budget: aligned traces that fit and searches cut, in its tokenizer",
 }
 
 

@@ -9,7 +9,7 @@ from hypothesis import settings
 settings.register_profile("ci", max_examples=60, deadline=None)
 settings.load_profile("ci")
 
-SHARED_FIXTURES = ("one_step_run", "selection_run")
+SHARED_FIXTURES = ("one_step_run", "selection_run", "qwen_selection")
 """Fixtures that train or run for a minute: under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``)
 every test using one goes to the same worker, so each is built once."""
 
@@ -37,6 +37,16 @@ def micro_dir(tmp_path_factory):
 
     path = str(tmp_path_factory.mktemp("micro"))
     build_tiny_model("micro", path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def stand_in_dir(tmp_path_factory):
+    """The micro stand-in for Qwen2.5-Instruct (trainers/stand_in.py), saved (seconds)."""
+    from trainers.stand_in import build_stand_in
+
+    path = str(tmp_path_factory.mktemp("stand_in"))
+    build_stand_in(path, "micro")
     return path
 
 

@@ -384,14 +384,14 @@ def test_qwen_preset_holds_the_studys_hyperparameters_and_builds_every_config(tm
                 c = stage.config
                 changed = {"6-9-beta0.1": (0.1, 8, 32, 1e-5), "6-9-group16": (0.05, 16, 64, 1e-5),
                            "6-9-lr5x": (0.05, 8, 32, 5e-5)}[stage.data]  # the study's variants exactly
-                assert (c.beta, c.num_generations, c.per_device_train_batch_size, c.learning_rate) == \
-                    pytest.approx(changed), stage.name
+                assert (c.beta, c.num_generations, c.batch(1), c.learning_rate) == pytest.approx(changed), stage.name
             elif isinstance(stage, RLStage):
                 c = stage.config
                 assert c.init == os.path.join(str(tmp_path), stage.init) and c.algo == "grpo"
-                assert (c.lora, c.per_device_train_batch_size, c.num_generations, c.beta, c.temperature,
+                assert (c.lora, c.batch(1), c.num_generations, c.beta, c.temperature,
                         c.learning_rate, c.max_steps, c.save_steps, c.use_vllm, c.vllm_mode, c.prompts) == \
                        (True, 32, 8, 0.05, 0.7, 1e-5, 500, 25, True, "colocate", 1024)
+                assert (c.per_device_train_batch_size, c.gradient_accumulation_steps, c.budget_ratio) == (8, 4, 1.15)
     assert {s.config.problem.p for s in plan("gf13", "qwen1.5b", str(tmp_path)) if isinstance(s, RLStage)} == {13}
 
 

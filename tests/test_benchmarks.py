@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from benchmarks import common, env_throughput, roofline, sft_plateau, trainer_overhead, verify_scaling
+from benchmarks import budget, common, env_throughput, gpu_smoke, roofline, sft_plateau, trainer_overhead, verify_scaling
 
 DOCS = pathlib.Path(common.DOCS)
 PERFORMANCE = ("env_throughput", "verify_scaling", "roofline", "trainer_overhead")
@@ -113,6 +113,23 @@ def test_sft_plateau(tmp_path):
         "lr": 5e-4, "num_attention_heads": 8, "order": "shape"}
     with pytest.raises(ValueError, match="order"):
         sft_plateau.parse_setting("order=sorted")
+
+
+def test_budget(tmp_path):
+    res, md = _run(budget, "budget", tmp_path, "--presets", "tiny", "qwen1.5b", "--steps", "6-9", "--n", "40")
+    tiny, qwen = res["rows"]
+    assert (tiny["budget"], tiny["budget_ratio"]) == (96, 0.0) and qwen["budget_ratio"] == 1.15
+    assert qwen["budget"] >= qwen["longest_aligned"] and qwen["aligned_fit"] == 1.0  # the ratio fits every one
+    assert all(0 <= r["aligned_fit"] <= 1 and 0 <= r["search_cut"] <= 1 for r in res["rows"])
+    assert "| qwen1.5b | byte-level BPE stand-in" in md
+
+
+def test_gpu_smoke_runs_its_parts_on_a_cpu(tmp_path):
+    res, md = _run(gpu_smoke, "gpu_smoke", tmp_path, "--device", "cpu", "--shape", "micro", "--sft-steps", "2",
+                   "--grpo-steps", "1", "--eval-n", "2", "--work", str(tmp_path / "work"))
+    assert res["sft"]["steps"] == 2 and res["grpo"]["steps"] == 1 and res["grpo_vllm"] is None
+    assert res["grpo"]["eval_problems"] == 4 and res["grpo"]["eval_seconds"] > 0
+    assert "| LoRA SFT | 2 |" in md and "GRPO, vLLM colocated | not run" in md
 
 
 def test_the_docs_quote_the_results_files_as_written():

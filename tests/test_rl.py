@@ -247,3 +247,24 @@ def test_cli_rl_errors_and_yaml(micro_dir, tmp_path, capsys):
     assert main(["rl", "--config", str(tmp_path / "ok" / "config.yaml"), "--out", str(tmp_path / "again")]) == 0
     again = yaml.safe_load((tmp_path / "again" / "config.yaml").read_text())
     assert {k: v for k, v in again.items() if k != "out"} == {k: v for k, v in saved.items() if k != "out"}
+
+
+def test_the_budget_in_task_terms_is_resolved_in_the_models_tokens(micro_dir, tmp_path):
+    """``budget_ratio`` sets it and ``min_budget_ratio`` floors it, as multiples of the longest aligned trace of the
+    RL data's longest chains; config.yaml records the tokens."""
+    import yaml
+
+    from trainers.budget import longest_aligned
+    from trainers.rl import make_trainer
+    from trainers.tokenizer import build_tokenizer
+
+    longest = longest_aligned(build_tokenizer(), fe.ProblemConfig(min_steps=6, max_steps=15))
+    floored = make_trainer(rl_config(micro_dir, str(tmp_path / "a"), min_budget_ratio=1.05, max_completion_length=96,
+                                     problem={"min_steps": 6, "max_steps": 15}))
+    assert floored.cfg.max_completion_length == -(-longest * 105 // 100) > 96  # every direct 15-step trace fits
+    ratio = rl_config(micro_dir, str(tmp_path / "b"), budget_ratio=2.0, problem={"min_steps": 6, "max_steps": 15})
+    run = make_trainer(ratio)
+    assert run.cfg.max_completion_length == 2 * longest
+    assert yaml.safe_load(open(tmp_path / "b" / "config.yaml"))["max_completion_length"] == 2 * longest
+    with pytest.raises(ValueError, match="budget_ratio: below 1"):
+        rl_config(micro_dir, str(tmp_path / "c"), budget_ratio=0.5).validate()

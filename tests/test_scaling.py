@@ -50,6 +50,9 @@ def test_two_processes_sample_different_problems_and_the_main_one_logs_every_com
 
     metrics = _lines(out / "metrics.jsonl")
     assert [m["step"] for m in metrics if "train/accuracy" in m] == [1, 2]
+    evals = [m for m in metrics if m["phase"] == "eval"]  # each process decoded its share; the main one logged all
+    assert [m["step"] for m in evals] == [0, 1, 2] and all(m["eval_2-5/n"] == m["eval_6-9/n"] == 2 for m in evals)
+    assert "grpo: 16 completions per optimizer step, 4 problems x 4 samples" in proc.stdout
     assert json.load(open(out / "rl_summary.json"))["steps"] == steps
     assert len(os.listdir(out / "tb")) == 1  # one TensorBoard writer
     # both processes trained: each saved its RNG state in the checkpoint

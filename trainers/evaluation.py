@@ -28,6 +28,7 @@ __all__ = [
     "pass_at_k",
     "summarize",
     "evaluate",
+    "greedy_records",
     "format_report",
     "reference_max_tokens",
     "eval_set_name",
@@ -177,14 +178,21 @@ def summarize(records: Iterable[tuple[Problem, Any, int]]) -> dict[str, Any]:
     return out
 
 
+def greedy_records(model, tokenizer, problems: Sequence[Problem], max_new_tokens: int, batch_size: int = 64,
+                   progress: bool = False, engine=None) -> list[tuple[Problem, Any, int]]:
+    """``(problem, verdict, num_tokens)`` of the greedy response to each problem, for :func:`summarize`;
+    ``engine``: another greedy decoder (:func:`trainers.generation.vllm_engine`) in place of ``model``'s."""
+    greedy = sample(model, tokenizer, [render_prompt(p) for p in problems], max_new_tokens=max_new_tokens,
+                    batch_size=batch_size, progress=progress, desc="eval greedy", engine=engine)
+    return [(p, verify(p, c[0].text), c[0].num_tokens) for p, c in zip(problems, greedy)]
+
+
 def evaluate(model, tokenizer, problems: Sequence[Problem], settings: EvalSettings = EvalSettings(), progress: bool = True) -> dict[str, Any]:
     """Greedy accuracy and strategy use; with ``settings.samples = k``, also pass@1..k and sampled strategy use."""
     prompts = [render_prompt(p) for p in problems]
     max_new = settings.max_new_tokens or reference_max_tokens(tokenizer, problems)
     report: dict[str, Any] = {"max_new_tokens": max_new}
-    greedy = sample(model, tokenizer, prompts, max_new_tokens=max_new, batch_size=settings.batch_size,
-                    progress=progress, desc="eval greedy")
-    report["greedy"] = summarize((p, verify(p, c[0].text), c[0].num_tokens) for p, c in zip(problems, greedy))
+    report["greedy"] = summarize(greedy_records(model, tokenizer, problems, max_new, settings.batch_size, progress))
     if settings.samples > 0:
         import torch
 

@@ -9,11 +9,34 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
-__all__ = ["chat_prompt", "generate", "generate_ids", "Completion", "BACKENDS"]
+__all__ = ["chat_prompt", "generate", "generate_ids", "Completion", "BACKENDS", "neutral_generation_config",
+           "stop_token_ids", "vllm_engine"]
 
 BACKENDS = ("auto", "transformers")
 """``auto``: :mod:`trainers.decoder` where it covers the model, else ``model.generate``; ``transformers``: always
 ``model.generate``."""
+
+
+TOKEN_FIELDS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+"""What a model's ``generation_config`` keeps once loaded: facts of its vocabulary, not decoding choices."""
+
+
+def neutral_generation_config(config):
+    """``config`` with its token ids only: Qwen2.5-Instruct's ships repetition penalty 1.1, top-k 20 and top-p 0.8,
+    which ``generate`` applies wherever a call leaves them unset (greedy evaluation included) while TRL's rollouts
+    set their own, so every loaded model gets this one (:func:`trainers.models.load_model`), and every decoding is
+    specified by the project's settings alone, saved checkpoints included."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(**{k: getattr(config, k) for k in TOKEN_FIELDS if getattr(config, k, None) is not None})
+
+
+def stop_token_ids(model, tokenizer) -> list[int]:
+    """The tokens that end a response: the tokenizer's end of sequence and every one the model's
+    ``generation_config`` lists (Qwen2.5-Instruct: ``<|im_end|>`` and ``<|endoftext|>``)."""
+    listed = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    listed = [] if listed is None else [listed] if isinstance(listed, int) else list(listed)
+    return list(dict.fromkeys([tokenizer.eos_token_id, *listed]))
 
 
 def chat_prompt(tokenizer, prompt: str) -> str:
@@ -41,6 +64,26 @@ def generate_ids(model, input_ids, attention_mask, *, max_new_tokens: int, eos_t
         return model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
 
 
+def vllm_engine(vllm_generation):
+    """A greedy ``engine`` for :func:`generate` from TRL's vLLM generator (``GRPOTrainer.vllm_generation``), its
+    weights first synced with the policy: a colocated engine generates each process's prompts, a ``trl vllm-serve``
+    server those of the main process (its client lives there). Penalties and truncations off, as in training."""
+    vllm_generation.sync_weights()
+    greedy = dict(n=1, temperature=0.0, top_p=1.0, top_k=0, repetition_penalty=1.0)
+
+    def complete(prompt_ids: list[list[int]], max_new_tokens: int) -> list[list[int]]:
+        if vllm_generation.mode == "server":
+            out = vllm_generation.vllm_client.generate(prompts=prompt_ids, max_tokens=max_new_tokens, **greedy)
+            return [list(ids) for ids in out["completion_ids"]]
+        from vllm import SamplingParams
+
+        outputs = vllm_generation.llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids],
+                                               SamplingParams(max_tokens=max_new_tokens, **greedy), use_tqdm=False)
+        return [list(o.outputs[0].token_ids) for o in outputs]
+
+    return complete
+
+
 class Completion(NamedTuple):
     """One sampled response: its text (special tokens removed), its length and ids (EOS included if produced)."""
 
@@ -62,11 +105,14 @@ def generate(
     progress: bool = False,
     desc: str = "generate",
     backend: str = "auto",
+    engine=None,
 ) -> list[list[Completion]]:
     """``num_samples`` completions per prompt (greedy when ``temperature == 0``), in prompt order.
 
     Prompts are batched longest first to waste little padding; ``batch_size``
-    counts sequences (prompts x samples).
+    counts sequences (prompts x samples). ``engine`` (greedy only): a function of
+    ``(prompt token ids, max_new_tokens)`` that returns the completions' token
+    ids, such as :func:`vllm_engine`'s, used in place of ``model``.
     """
     from tqdm.auto import tqdm
 
@@ -74,11 +120,13 @@ def generate(
         raise ValueError(f"num_samples: expected >= 1, got {num_samples}")
     if temperature == 0.0 and num_samples > 1:
         raise ValueError("num_samples: greedy decoding (temperature 0) gives one completion per prompt")
+    if engine is not None and temperature != 0.0:
+        raise ValueError("engine: only greedy decoding (temperature 0) goes through an engine")
     encoded = tokenizer([chat_prompt(tokenizer, p) for p in prompts], add_special_tokens=False)["input_ids"]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     per_batch = max(1, batch_size // num_samples)
     results: list[list[Completion]] = [[] for _ in encoded]
-    eos = tokenizer.eos_token_id
+    eos = stop_token_ids(model, tokenizer)
     pad = tokenizer.pad_token_id
     was_training = model.training
     model.eval()
@@ -87,17 +135,21 @@ def generate(
     try:
         for start in range(0, len(order), per_batch):
             idx = order[start : start + per_batch]
-            enc = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
-            enc = {k: v.to(device) for k, v in enc.items()}
-            out = generate_ids(model, enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
-                               eos_token_id=eos, pad_token_id=pad, do_sample=temperature > 0, temperature=temperature,
-                               top_p=top_p, num_return_sequences=num_samples, backend=backend)
-            new = out[:, enc["input_ids"].shape[1] :]
-            for row, ids in enumerate(new.tolist()):
+            if engine is not None:
+                new = engine([encoded[i] for i in idx], max_new_tokens)
+            else:
+                enc = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
+                enc = {k: v.to(device) for k, v in enc.items()}
+                out = generate_ids(model, enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
+                                   eos_token_id=eos, pad_token_id=pad, do_sample=temperature > 0,
+                                   temperature=temperature, top_p=top_p, num_return_sequences=num_samples,
+                                   backend=backend)
+                new = out[:, enc["input_ids"].shape[1] :].tolist()
+            for row, ids in enumerate(new):
                 n = len(ids)
                 for j, t in enumerate(ids):
-                    if t == eos or t == pad:
-                        n = j + (1 if t == eos else 0)
+                    if t in eos or t == pad:
+                        n = j + (1 if t in eos else 0)
                         break
                 text = tokenizer.decode(ids[:n], skip_special_tokens=True)
                 results[idx[row // num_samples]].append(Completion(text, n, tuple(ids[:n])))

@@ -18,7 +18,7 @@ step; every other case keeps TRL's own path.
 Under ``accelerate launch`` it runs data-parallel (DDP, DeepSpeed ZeRO-1/2):
 TRL's sampler hands each process different prompts, the reward function
 gathers every process's completions to the main process, which alone writes
-files and evaluates (see docs/scaling.md).
+files; every process decodes its share of each evaluation (see docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -36,6 +36,24 @@ __all__ = ["GRPORun"]
 
 class GRPORun(RLRun):
     multi_process = True
+
+    @staticmethod
+    def process_group_kwargs(cfg: GRPORunConfig) -> dict[str, Any]:
+        from datetime import timedelta
+
+        return {"timeout": timedelta(seconds=cfg.ddp_timeout)}
+
+    def eval_engine(self):
+        """The trainer's vLLM engine when it generates with vLLM: a colocated one per process decodes that
+        process's share, a server decodes the main process's whole sets."""
+        if not self.cfg.use_vllm:
+            return super().eval_engine()
+        from .generation import vllm_engine
+
+        engine = vllm_engine(self.trainer.vllm_generation)  # every process takes part in the weight sync
+        if self.cfg.vllm_mode == "server":
+            return engine, (lambda problems: list(problems) if self.is_main else [])
+        return engine, super().eval_engine()[1]
 
     def __init__(self, cfg: GRPORunConfig) -> None:
         if cfg.use_vllm and importlib.util.find_spec("vllm") is None:
@@ -79,6 +97,8 @@ class GRPORun(RLRun):
             logging_steps=cfg.logging_steps,
             save_strategy="steps",
             save_steps=cfg.save_steps,
+            save_total_limit=cfg.save_total_limit or None,
+            ddp_timeout=cfg.ddp_timeout,
             seed=cfg.seed,
             bf16=cfg.bf16,
             gradient_checkpointing=cfg.gradient_checkpointing,
@@ -118,14 +138,14 @@ class GRPORun(RLRun):
         run = self
 
         class EvalCallback(TrainerCallback):
+            # every process evaluates its share (RLRun.evaluate); the main one logs
             def on_train_begin(self, args, state, control, **kwargs):
-                if run.eval_at_start and state.is_world_process_zero:
+                if run.eval_at_start:
                     run.evaluate(run.resume_step)
 
             def on_step_end(self, args, state, control, **kwargs):
                 every = run.cfg.eval_every
-                if every and state.global_step % every == 0 and state.global_step < state.max_steps \
-                        and state.is_world_process_zero:
+                if every and state.global_step % every == 0 and state.global_step < state.max_steps:
                     run.evaluate(state.global_step)
 
         return EvalCallback()

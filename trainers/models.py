@@ -119,11 +119,13 @@ def position_coupling(model):
 
 
 def load_model(name_or_path: str, lora: LoraSpec | None = None, dtype: str = "auto", device: str | None = None):
-    """``(model, tokenizer)`` from a local directory or a hub id, optionally wrapped in a LoRA adapter."""
+    """``(model, tokenizer)`` from a local directory or a hub id, optionally wrapped in a LoRA adapter; the model's
+    ``generation_config`` keeps its token ids only (:func:`~trainers.generation.neutral_generation_config`)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from . import coupled_llama  # noqa: F401  (registers the coupled model type with the Auto classes)
+    from .generation import neutral_generation_config
 
     if is_local_path(name_or_path) and not os.path.isdir(os.path.expanduser(name_or_path)):
         raise FileNotFoundError(f"model: no such directory {name_or_path!r}")
@@ -134,6 +136,7 @@ def load_model(name_or_path: str, lora: LoraSpec | None = None, dtype: str = "au
         tokenizer.pad_token = tokenizer.eos_token
     torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+    model.generation_config = neutral_generation_config(model.generation_config)
     if device is not None:
         model.to(device)
     if lora is not None:

@@ -35,7 +35,7 @@ import torch
 
 from .rl import RLRun
 from .rl_config import PPORunConfig
-from .runlog import last_checkpoint
+from .runlog import last_checkpoint, prune_checkpoints
 
 __all__ = ["PPORun", "masked_mean", "masked_whiten", "gae", "policy_loss", "value_loss", "explained_variance"]
 
@@ -298,6 +298,7 @@ class PPORun(RLRun):
         if os.path.exists(path):
             shutil.rmtree(path)
         os.replace(tmp, path)  # a checkpoint directory exists only once complete
+        prune_checkpoints(self.checkpoint_dir, self.cfg.save_total_limit)
 
     def _load_checkpoint(self, path: str) -> None:
         from safetensors.torch import load_file

@@ -43,6 +43,11 @@ class RLRun:
     multi_process = False
     """Whether the algorithm runs data-parallel under ``accelerate launch`` (GRPO through TRL does)."""
 
+    @staticmethod
+    def process_group_kwargs(cfg: RLRunConfig) -> dict[str, Any]:
+        """Arguments of ``torch.distributed.init_process_group`` (a data-parallel algorithm's timeout)."""
+        return {}
+
     def __init__(self, cfg: RLRunConfig) -> None:
         import torch
         from accelerate import PartialState
@@ -54,11 +59,17 @@ class RLRun:
         from .runlog import MetricsLog
         from .tokenizer import missing_words
 
-        state = PartialState(cpu=not torch.cuda.is_available())  # the trainer's own state, built the same way
+        # the trainer's own state, built the same way, before any trainer: the process group is created here, with the
+        # timeout the algorithm sets (torch's default, 10 minutes on GPUs, would kill a rank that waits on a save)
+        state = PartialState(cpu=not torch.cuda.is_available(), **self.process_group_kwargs(cfg))
         self.state = state
         self.rank, self.num_processes, self.is_main = state.process_index, state.num_processes, state.is_main_process
         cfg.validate(self.num_processes)
         self.cfg = cfg
+        if self.is_main:  # per_device_train_batch_size is per process: say what a step is, for every launch
+            batch = cfg.batch(self.num_processes)
+            print(f"{type(cfg).algo}: {batch} completions per optimizer step, {batch // cfg.num_generations} "
+                  f"problems x {cfg.num_generations} samples ({cfg.batch_description(self.num_processes)})")
         if self.num_processes > 1 and not self.multi_process:
             raise ValueError(f"algo: {type(cfg).algo} runs in one process; start it without accelerate launch, "
                              f"or use --algo grpo for data-parallel runs")
@@ -83,6 +94,14 @@ class RLRun:
                 raise
             raise FileNotFoundError(f"init: {cfg.init!r} is not a local directory and could not be loaded from the "
                                     f"hub: {str(e).splitlines()[0]}") from None
+        if cfg.budget_ratio or cfg.min_budget_ratio:  # in the model's tokens, before config.yaml is written and a
+            from .budget import ratio_budget         # resume compared with it: both hold the tokens it comes to
+
+            if cfg.budget_ratio:
+                cfg.max_completion_length = ratio_budget(self.tokenizer, self.problem_config, cfg.budget_ratio)
+            if cfg.min_budget_ratio:
+                cfg.max_completion_length = max(cfg.max_completion_length, ratio_budget(
+                    self.tokenizer, self.problem_config, cfg.min_budget_ratio))
         missing = missing_words(self.tokenizer, self.problem_config)
         if missing:
             raise ValueError(f"init: the tokenizer of {cfg.init!r} cannot encode task words {missing[:10]}")
@@ -161,23 +180,43 @@ class RLRun:
         self.tb.flush()
 
     def evaluate(self, step: int | None = None, model=None) -> dict[str, Any]:
-        """Greedy evaluation on every validation set; logged under ``eval_{lo}-{hi}/...`` at ``step``."""
-        from .evaluation import EvalSettings, evaluate, flatten
+        """Greedy evaluation on every validation set; logged under ``eval_{lo}-{hi}/...`` at ``step``.
 
+        Every process calls it at the same point: each decodes its share of every set (a LoRA policy with its
+        adapter merged into a copy, or through the trainer's vLLM engine, :meth:`eval_engine`) and the main process
+        summarizes them all."""
+        from .evaluation import flatten, greedy_records, summarize
+
+        engine, share = self.eval_engine()
         model = model if model is not None else self.model
         was_training = model.training
+        if engine is None and hasattr(model, "merge_and_unload"):  # a PEFT model: unmerged LoRA decodes ~2x slower
+            import copy
+
+            model = copy.deepcopy(model).merge_and_unload()
         model.eval()
         reports, flat = {}, {}
         for name, problems in self.eval_sets.items():
-            settings = EvalSettings(n=len(problems), batch_size=self.cfg.eval_batch_size,
-                                    max_new_tokens=self.cfg.eval_max_new_tokens or self.cfg.max_completion_length)
-            reports[name] = evaluate(model, self.tokenizer, problems, settings, progress=False)
+            max_new = self.cfg.eval_max_new_tokens or self.cfg.max_completion_length
+            records = greedy_records(model, self.tokenizer, share(problems), max_new, self.cfg.eval_batch_size,
+                                     engine=engine)
+            if self.num_processes > 1:
+                from accelerate.utils import gather_object
+
+                records = gather_object(records)
+            reports[name] = {"max_new_tokens": max_new, "greedy": summarize(records)}
             flat.update(flatten(reports[name]["greedy"], name))
         if was_training:
             model.train()
         if step is not None:
             self.log(step, "eval", flat)
         return reports
+
+    def eval_engine(self):
+        """``(engine, share)``: the greedy decoder of evaluations (None: the model's own) and the part of a
+        validation set this process decodes (its slice of every ``num_processes``-th problem)."""
+        rank, n = self.rank, self.num_processes
+        return None, lambda problems: list(problems)[rank::n]
 
     def _resume_step(self) -> int:
         last = last_checkpoint(self.checkpoint_dir)
@@ -186,11 +225,15 @@ class RLRun:
         return int(last.rsplit("-", 1)[1])
 
     def finish(self, model, wall: float, steps: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Main process: save ``RUN_DIR/model`` (LoRA merged), evaluate it, write ``rl_summary.json``."""
+        """Evaluate the final policy (every process, its share), then, in the main process, save ``RUN_DIR/model``
+        (LoRA merged) and write ``rl_summary.json``."""
         from .runlog import write_json
 
         summary: dict[str, Any] = {"algo": type(self.cfg).algo, "steps": steps, "train_seconds": wall,
                                    "seconds_per_step": wall / max(1, steps - self.resume_step), **(extra or {})}
+        if self.cfg.eval_every:  # a run killed after logging this evaluation evaluates again without logging it
+            reports = self.evaluate(None if steps in self.logged_eval_steps else steps, model)
+            summary["eval"] = {name: r["greedy"]["accuracy"] for name, r in reports.items()}
         if not self.is_main:
             return summary
         if self.cfg.lora:
@@ -198,9 +241,6 @@ class RLRun:
         model_dir = os.path.join(self.cfg.out, "model")
         model.save_pretrained(model_dir)
         self.tokenizer.save_pretrained(model_dir)
-        if self.cfg.eval_every:  # a run killed after logging this evaluation evaluates again without logging it
-            reports = self.evaluate(None if steps in self.logged_eval_steps else steps, model)
-            summary["eval"] = {name: r["greedy"]["accuracy"] for name, r in reports.items()}
         write_json(os.path.join(self.cfg.out, "rl_summary.json"), summary)
         self.tb.close()
         return summary

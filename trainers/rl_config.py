@@ -75,6 +75,13 @@ class RLRunConfig:
     """Nucleus sampling of the rollouts (1: the whole distribution)."""
     max_completion_length: int = 512
     """Generation budget in tokens: also the study's lever for selection (a long search does not fit)."""
+    budget_ratio: float = 0.0
+    """The budget in the task's terms: above 0, ``max_completion_length`` becomes this many times the longest
+    aligned trace of the RL problems' longest chains, counted in the model's tokenizer (trainers/budget.py), and
+    the run's config.yaml records the result; 0: ``max_completion_length`` as given. At least 1."""
+    min_budget_ratio: float = 0.0
+    """A floor in the same terms: the budget is raised to at least this many times the longest aligned trace
+    (longer RL data than the preset's budget was chosen for must not cut direct answers); 0: no floor."""
     epsilon: float = 0.2
     """Clip range of the policy ratio."""
     seed: int = 0
@@ -83,6 +90,9 @@ class RLRunConfig:
     """bfloat16 weights and training (GPU)."""
     save_steps: int = 25
     """Checkpoint every N optimizer steps (and at the end)."""
+    save_total_limit: int = 2
+    """Checkpoints kept, the newest (0: all): one of a 1.5B model with LoRA, its reference adapter and optimizer
+    state is about 1.2 GB."""
     eval_every: int = 25
     """Evaluate on every ``eval_ranges`` set each N optimizer steps (and before the first, and at the end); 0: never."""
     eval_ranges: tuple[tuple[int, int], ...] = ((2, 5), (6, 9))
@@ -121,6 +131,7 @@ class RLRunConfig:
                      "max_completion_length", "save_steps", "eval_n", "eval_batch_size"):
             check_int(name, getattr(self, name), 1, 2**31 - 1)
         check_int("eval_max_new_tokens", self.eval_max_new_tokens, 0, 2**31 - 1)
+        check_int("save_total_limit", self.save_total_limit, 0, 2**31 - 1)
         check_int("eval_every", self.eval_every, 0, 2**31 - 1)
         if self.num_generations < 2:
             raise ValueError(f"num_generations: a group needs at least 2 completions, got {self.num_generations}")
@@ -131,7 +142,12 @@ class RLRunConfig:
         for name in ("learning_rate", "temperature", "top_p", "epsilon"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}: expected > 0, got {getattr(self, name)!r}")
-        for name in ("beta", "weight_decay", "warmup_steps", "format_penalty", "process_weight"):
+        for name in ("budget_ratio", "min_budget_ratio"):
+            if getattr(self, name) and getattr(self, name) < 1:
+                raise ValueError(f"{name}: below 1 the aligned traces do not fit; expected 0 or >= 1, got "
+                                 f"{getattr(self, name)}")
+        for name in ("beta", "weight_decay", "warmup_steps", "format_penalty", "process_weight", "budget_ratio",
+                     "min_budget_ratio"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)!r}")
         for r in self.eval_ranges:
@@ -142,7 +158,7 @@ class RLRunConfig:
         make_env(self)  # an env that refuses the problem settings fails here, with its own message
 
     def batch_description(self, num_processes: int) -> str:
-        return f"per_device_train_batch_size x {num_processes} process(es)"
+        return f"per_device_train_batch_size {self.per_device_train_batch_size} x {num_processes} process(es)"
 
 
 @dataclass
@@ -173,6 +189,9 @@ class GRPORunConfig(RLRunConfig):
     """Colocate mode: the share of each GPU's memory vLLM reserves."""
     vllm_server_base_url: str = ""
     """Server mode: the ``trl vllm-serve`` address (e.g. ``http://10.0.0.5:8000``); empty means localhost:8000."""
+    ddp_timeout: int = 1800
+    """Seconds a process waits for the others at a collective before the run is stopped (transformers' name and
+    default; torch's own is 10 minutes on GPUs). Set when the process group is created."""
     report_to: tuple[str, ...] = ("none",)
     """Extra TRL/transformers loggers (``wandb``, ...); metrics.jsonl and TensorBoard are always written."""
 
@@ -186,10 +205,11 @@ class GRPORunConfig(RLRunConfig):
         return self.per_device_train_batch_size * self.gradient_accumulation_steps * num_processes
 
     def batch_description(self, num_processes: int) -> str:
-        return f"per_device_train_batch_size x gradient_accumulation_steps x {num_processes} process(es)"
+        return (f"per_device_train_batch_size {self.per_device_train_batch_size} x gradient_accumulation_steps "
+                f"{self.gradient_accumulation_steps} x {num_processes} process(es)")
 
     def validate(self, num_processes: int = 1) -> None:
-        for name in ("gradient_accumulation_steps", "num_iterations", "logging_steps"):
+        for name in ("gradient_accumulation_steps", "num_iterations", "logging_steps", "ddp_timeout"):
             check_int(name, getattr(self, name), 1, 2**31 - 1)
         if self.vllm_mode not in ("colocate", "server"):
             raise ValueError(f"vllm_mode: {self.vllm_mode!r} is not 'colocate' or 'server'")
@@ -261,7 +281,8 @@ def check_knobs(algo: str, names: Iterable[str]) -> None:
                                  f"use --algo {other})")
 
 
-RESUME_MAY_CHANGE = frozenset({"out", "resume", "threads", "max_steps", "save_steps", "logging_steps", "report_to",
+RESUME_MAY_CHANGE = frozenset({"out", "resume", "threads", "max_steps", "save_steps", "save_total_limit",
+                               "ddp_timeout", "logging_steps", "report_to",
                                "eval_batch_size", "use_vllm", "vllm_mode", "vllm_gpu_memory_utilization",
                                "vllm_server_base_url"})
 """Settings a resumed run may change: where it lives (a copied or moved run directory), how long it runs, how it

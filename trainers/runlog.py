@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 from ffreason_env.atomic import atomic_write
 
-__all__ = ["CONFIG_FILE", "METRICS_FILE", "COMPLETIONS_FILE", "CHECKPOINTS", "MetricsLog", "last_step",
+__all__ = ["CONFIG_FILE", "METRICS_FILE", "COMPLETIONS_FILE", "CHECKPOINTS", "MetricsLog", "last_step", "prune_checkpoints",
            "metrics_callback", "tensorboard_callback", "write_json", "last_checkpoint", "check_resume_settings"]
 
 CONFIG_FILE = "config.yaml"
@@ -125,6 +125,20 @@ def tensorboard_callback(writer):
                 self.tb_writer.flush()
 
     return _Callback(tb_writer=writer)
+
+
+def prune_checkpoints(directory: str, keep: int) -> None:
+    """Delete all but the ``keep`` newest complete checkpoints (``keep`` 0: delete none), as transformers'
+    ``save_total_limit`` does for GRPO."""
+    import shutil
+
+    if not keep or not os.path.isdir(directory):
+        return
+    steps = sorted(int(d.rsplit("-", 1)[1]) for d in os.listdir(directory)
+                   if d.startswith("checkpoint-") and d.rsplit("-", 1)[1].isdigit()
+                   and os.path.isfile(os.path.join(directory, d, "trainer_state.json")))
+    for step in steps[:-keep]:
+        shutil.rmtree(os.path.join(directory, f"checkpoint-{step}"))
 
 
 def last_checkpoint(directory: str) -> str | None:

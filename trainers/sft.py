@@ -1,6 +1,6 @@
 """Supervised fine-tuning on the study's arms (F, B, FB) with TRL's SFTTrainer.
 
-Loss on completion tokens only (TRL's prompt-completion format with the chat
+Loss on completion tokens only (sequences tokenized by :func:`sft_example`, as the chat
 template). Writes to RUN_DIR: ``config.yaml`` (resolved), ``metrics.jsonl``,
 ``tb/`` (TensorBoard), ``model/`` (the checkpoint ``ffreason eval`` and the RL
 trainers load) and ``eval_sft.json`` (greedy accuracy on held-out problems of
@@ -22,7 +22,7 @@ from ffreason_env.config import check_int
 from .presets import DEFAULT_PRESET
 from .settings import save_config
 
-__all__ = ["SFTRunConfig", "run_sft", "shuffled_order", "PackedBatches"]
+__all__ = ["SFTRunConfig", "run_sft", "shuffled_order", "PackedBatches", "sft_example"]
 
 
 @dataclass
@@ -192,17 +192,32 @@ class PackedBatches:
         return batch
 
 
-def _conversations(records):
-    for r in records:
-        yield {
-            "prompt": [{"role": "user", "content": r["prompt"]}],
-            "completion": [{"role": "assistant", "content": r["completion"]}],
-        }
+def sft_example(tokenizer, prompt: str, completion: str) -> dict[str, list[int]]:
+    """One training sequence: the prompt exactly as generation renders it (:func:`~trainers.generation.chat_prompt`),
+    then the response through its end-of-turn token, the only labelled part. What a chat template writes after that
+    token (Qwen's newline) is left out: generation stops at the token, so the model never sees what follows it."""
+    from .generation import chat_prompt
+
+    prompt_ids = tokenizer(chat_prompt(tokenizer, prompt), add_special_tokens=False)["input_ids"]
+    whole = tokenizer.apply_chat_template([{"role": "user", "content": prompt},
+                                           {"role": "assistant", "content": completion}], tokenize=False)
+    ids = tokenizer(whole, add_special_tokens=False)["input_ids"]
+    if ids[:len(prompt_ids)] != prompt_ids:
+        raise ValueError("chat template: the prompt with the generation prompt is not a prefix of the conversation, "
+                         "so the model would train on another context than it generates from")
+    end = next((j + 1 for j in range(len(prompt_ids), len(ids)) if ids[j] == tokenizer.eos_token_id), None)
+    if end is None:
+        raise ValueError(f"chat template: the assistant turn does not end with the end-of-turn token "
+                         f"{tokenizer.eos_token!r}, so the model would not learn to stop")
+    return {"input_ids": ids[:end], "labels": [-100] * len(prompt_ids) + ids[len(prompt_ids):end]}
 
 
 def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
     """Train, save ``RUN_DIR/model``, evaluate; return a summary dict (also in ``RUN_DIR/sft_summary.json``)."""
+    from datetime import timedelta
+
     import torch
+    from accelerate import PartialState
     from datasets import Dataset
     from torch.utils.tensorboard import SummaryWriter
     from transformers import set_seed
@@ -216,7 +231,6 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
     cfg.validate()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    save_config(os.path.join(cfg.out, CONFIG_FILE), "sft", cfg)
     set_seed(cfg.seed)
     pconfig = cfg.problem
 
@@ -242,7 +256,8 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
     batch = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
     records = list(sft_records(pconfig, cfg.arm, cfg.data_seed, cfg.examples))
     order = shuffled_order(len(records), math.ceil(cfg.num_train_epochs), cfg.seed)
-    dataset = Dataset.from_list(list(_conversations(records[i] for i in order)))
+    examples = [sft_example(tokenizer, r["prompt"], r["completion"]) for r in records]
+    dataset = Dataset.from_list([examples[i] for i in order])
     on_gpu = torch.cuda.is_available()
     args = SFTConfig(
         output_dir=os.path.join(cfg.out, "checkpoints"),
@@ -268,8 +283,12 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
         dataloader_num_workers=0,
         completion_only_loss=True,
     )
+    # under accelerate launch every process trains; the main one alone writes files and evaluates
+    main = PartialState(cpu=not on_gpu, timeout=timedelta(seconds=args.ddp_timeout)).is_main_process
+    if main:
+        save_config(os.path.join(cfg.out, CONFIG_FILE), "sft", cfg)
     log = MetricsLog(cfg.out)
-    tb = SummaryWriter(os.path.join(cfg.out, "tb"))
+    tb = SummaryWriter(os.path.join(cfg.out, "tb")) if main else None
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -277,20 +296,13 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
         processing_class=tokenizer,
         data_collator=PackedBatches(tokenizer.pad_token_id, coupling),
         # TRL counts a batch without attention mask as one padding-free row: its num_tokens is wrong for packed rows
-        callbacks=[metrics_callback(log, "sft", drop=("num_tokens",)), tensorboard_callback(tb)],
+        callbacks=[metrics_callback(log, "sft", drop=("num_tokens",)), *([tensorboard_callback(tb)] if main else [])],
     )
     start = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - start
     n_tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"][:trainer.state.global_step * batch])
     model = trainer.model
-    if cfg.lora:
-        model = model.merge_and_unload()
-    if coupling is not None:
-        model.set_attn_implementation("sdpa")
-    model_dir = os.path.join(cfg.out, "model")
-    model.save_pretrained(model_dir)
-    tokenizer.save_pretrained(model_dir)
     summary = {
         "arm": cfg.arm,
         "train_seconds": wall,
@@ -299,6 +311,15 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
         "optimizer_steps": trainer.state.global_step,
         "final_loss": next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None),
     }
+    if not main:
+        return summary
+    if cfg.lora:
+        model = model.merge_and_unload()
+    if coupling is not None:
+        model.set_attn_implementation("sdpa")
+    model_dir = os.path.join(cfg.out, "model")
+    model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
     if cfg.eval_n:
         problems = validation_set(pconfig.replace(max_label_offset=0), cfg.eval_n)  # the task itself, labels from 1
         report = evaluate(model, tokenizer, problems, EvalSettings(n=cfg.eval_n))
