@@ -240,11 +240,12 @@ def test_shuffled_order_is_a_fresh_permutation_per_epoch():
     assert shuffled_order(100, 3, seed=1) == order and shuffled_order(100, 3, seed=2) != order
 
 
-def test_packed_batches_give_the_padded_batch_loss_on_fewer_rows(micro_dir):
+@pytest.mark.parametrize("model_dir", ["micro_dir", "stand_in_dir"])  # Llama; Qwen2 (biased attention)
+def test_packed_batches_give_the_padded_batch_loss_on_fewer_rows(model_dir, request):
     """Examples packed in one row must not see each other: per-token losses equal the padded batch's."""
     from trainers.sft import PackedBatches
 
-    model, tok = load_model(micro_dir)
+    model, tok = load_model(request.getfixturevalue(model_dir))
     problems = fe.ProblemSet(fe.ProblemConfig(min_steps=1, max_steps=4), seed=3, size=12)
     examples = []
     for i, problem in enumerate(problems):

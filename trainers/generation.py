@@ -128,10 +128,11 @@ def generate(
     results: list[list[Completion]] = [[] for _ in encoded]
     eos = stop_token_ids(model, tokenizer)
     pad = tokenizer.pad_token_id
-    was_training = model.training
-    model.eval()
+    was_training = model is not None and model.training  # an engine may come without the model
+    if model is not None:
+        model.eval()
     bar = tqdm(total=len(encoded), desc=desc, disable=not progress, leave=False)
-    device = next(model.parameters()).device
+    device = next(model.parameters()).device if engine is None else None
     try:
         for start in range(0, len(order), per_batch):
             idx = order[start : start + per_batch]
@@ -156,5 +157,6 @@ def generate(
             bar.update(len(idx))
     finally:
         bar.close()
-        model.train(was_training)
+        if model is not None:
+            model.train(was_training)
     return results
