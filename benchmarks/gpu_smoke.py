@@ -152,7 +152,7 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     ap.add_argument("--sft-steps", type=int, default=10)
     ap.add_argument("--grpo-steps", type=int, default=10)
-    ap.add_argument("--eval-n", type=int, default=100, help="problems per validation set of the one evaluation")
+    ap.add_argument("--eval-n", type=int, default=50, help="problems per validation set of the one evaluation")
     ap.add_argument("--work", default=None, help="directory for the model and runs (default: a temporary one)")
     ap.add_argument("--out", default=RESULTS, help="results folder (default: benchmarks/results)")
     args = ap.parse_args(argv)
