@@ -322,6 +322,9 @@ def test_each_process_evaluates_every_nth_problem():
 
     engine, share = RLRun.eval_engine(SimpleNamespace(rank=1, num_processes=3))
     assert engine is None and share(list(range(8))) == [1, 4, 7]
+    from trainers.generation import generate
+
+    assert share([0]) == [] and generate(None, None, share([0])) == []  # more processes than problems
 
 
 def test_sft_under_accelerate_writes_files_from_the_main_process_only(tmp_path, monkeypatch):

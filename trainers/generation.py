@@ -122,6 +122,8 @@ def generate(
         raise ValueError("num_samples: greedy decoding (temperature 0) gives one completion per prompt")
     if engine is not None and temperature != 0.0:
         raise ValueError("engine: only greedy decoding (temperature 0) goes through an engine")
+    if not prompts:  # a process whose share of an evaluation is empty
+        return []
     encoded = tokenizer([chat_prompt(tokenizer, p) for p in prompts], add_special_tokens=False)["input_ids"]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     per_batch = max(1, batch_size // num_samples)

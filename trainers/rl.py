@@ -188,12 +188,13 @@ class RLRun:
         from .evaluation import flatten, greedy_records, summarize
 
         engine, share = self.eval_engine()
-        model = model if model is not None else self.model
-        was_training = model.training
-        if engine is None and hasattr(model, "merge_and_unload"):  # a PEFT model: unmerged LoRA decodes ~2x slower
+        policy = model if model is not None else self.model
+        was_training = policy.training
+        model = policy
+        if engine is None and hasattr(policy, "merge_and_unload"):  # a PEFT model: unmerged LoRA decodes ~2x slower
             import copy
 
-            model = copy.deepcopy(model).merge_and_unload()
+            model = copy.deepcopy(policy).merge_and_unload()
         model.eval()
         reports, flat = {}, {}
         for name, problems in self.eval_sets.items():
@@ -207,7 +208,7 @@ class RLRun:
             reports[name] = {"max_new_tokens": max_new, "greedy": summarize(records)}
             flat.update(flatten(reports[name]["greedy"], name))
         if was_training:
-            model.train()
+            policy.train()
         if step is not None:
             self.log(step, "eval", flat)
         return reports
