@@ -95,7 +95,7 @@ def _export(args: argparse.Namespace) -> None:
     if args.what == "sft":
         records = list(sft_records(config, args.arm, args.seed, args.n))
     else:
-        records = list(rl_records(config, args.seed, args.n))
+        records = list(rl_records(config, args.seed, args.n, chat=not args.plain_prompt))
     n = write_jsonl(records, args.out)
     print(f"wrote {n} {args.what} records to {args.out}")
     if args.hf_dataset:
@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="write SFT pairs or RL prompts as JSONL (and a datasets.Dataset), or verl parquet",
                        description="Write a dataset. sft: prompt/completion pairs of an arm (F: forward traces, "
-                                   "B: backward, FB: a seeded coin per example). rl: prompts with answers. "
+                                   "B: backward, FB: a seeded coin per example). rl: prompts (chat messages) with "
+                                   "answers and problems, for ffreason_env.trl.ffreason_reward. "
                                    "verl: RL prompts as verl's parquet (score them with ffreason_env.verl.compute_score).")
     e.add_argument("what", choices=["sft", "rl", "verl"], help="which dataset")
     add_config_args(e)
@@ -131,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-n", type=int, default=2048, help="number of records (default %(default)s)")
     e.add_argument("--seed", type=int, default=0, help="problem stream seed (default %(default)s)")
     e.add_argument("--out", required=True, help="output path (.jsonl; .parquet for verl)")
+    e.add_argument("--plain-prompt", action="store_true",
+                   help="rl: the prompt as bare text instead of one user message (no chat template)")
     e.add_argument("--split", default="train", help="verl: the split recorded in extra_info (default %(default)s)")
     e.add_argument("--hf-dataset", default=None, metavar="DIR",
                    help="also save a datasets.Dataset to DIR (needs the train extra)")

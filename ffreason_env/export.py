@@ -60,10 +60,16 @@ def sft_records(config: ProblemConfig, arm: str, seed: int = 0, size: int = 2048
         yield record
 
 
-def rl_records(config: ProblemConfig, seed: int = 0, size: int = 1024) -> Iterator[dict[str, Any]]:
-    """``size`` prompts with their answers and serialized problems (for reward functions)."""
+def rl_records(config: ProblemConfig, seed: int = 0, size: int = 1024, chat: bool = True) -> Iterator[dict[str, Any]]:
+    """``size`` prompts with their answers and serialized problems (``problem``, what
+    :func:`ffreason_env.trl.ffreason_reward` reads). ``chat``: the prompt as one user message, TRL's
+    conversational format, so a trainer applies the model's chat template (as ``ffreason rl`` does); else the bare
+    text."""
     for index in range(size):
-        yield _base(config, seed, index)[1]
+        record = _base(config, seed, index)[1]
+        if chat:
+            record["prompt"] = [{"role": "user", "content": record["prompt"]}]
+        yield record
 
 
 def write_jsonl(records: Iterable[dict[str, Any]], path: str | os.PathLike) -> int:

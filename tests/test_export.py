@@ -4,7 +4,8 @@ from collections import Counter
 
 import pytest
 
-from ffreason_env import ARMS, Problem, ProblemConfig, read_jsonl, rl_records, sft_records, to_dataset, verify, write_jsonl
+from ffreason_env import (ARMS, Problem, ProblemConfig, read_jsonl, render_prompt, rl_records, sft_records, to_dataset,
+                          verify, write_jsonl)
 
 COLUMNS = {"prompt", "completion", "answer", "kind", "steps", "strategy", "part_strategies", "seed", "index", "problem"}
 
@@ -55,6 +56,8 @@ def test_rl_records_and_jsonl_round_trip(tmp_path):
     config = ProblemConfig(min_steps=6, max_steps=9)
     records = list(rl_records(config, seed=3, size=30))
     assert set(records[0]) == {"prompt", "answer", "kind", "steps", "seed", "index", "problem"}
+    assert records[0]["prompt"] == [{"role": "user", "content": render_prompt(Problem.from_json(records[0]["problem"]))}]
+    assert next(rl_records(config, seed=3, size=1, chat=False))["prompt"] == records[0]["prompt"][0]["content"]
     path = tmp_path / "sub" / "rl.jsonl"
     assert write_jsonl(records, path) == 30
     assert read_jsonl(path) == json.loads(json.dumps(records))
