@@ -27,7 +27,7 @@ DATA_SOURCE_PREFIX = "ffreason/"
 
 def verl_records(config: ProblemConfig, seed: int = 0, size: int = 1024, split: str = "train") -> Iterator[dict[str, Any]]:
     """``size`` rows of problem stream ``seed`` in verl's layout (item i is problem (seed, i))."""
-    for r in rl_records(config, seed, size):
+    for r in rl_records(config, seed, size, chat=False):
         yield {
             "data_source": DATA_SOURCE_PREFIX + r["kind"],
             "prompt": [{"role": "user", "content": r["prompt"]}],
