@@ -409,3 +409,31 @@ def test_a_guess_is_a_response_without_work(kind):
     assert is_guess(answer) and is_guess("") and is_guess("\n  \n") and is_guess("the answer is e4")
     assert not is_guess("step 1 add e3 : e2 -> e5")  # a malformed or wrong step line is still work
     assert not is_guess(f"try e4 ;\n{answer}")
+
+
+@pytest.mark.parametrize("edge, correct, well_formed", [
+    (lambda t, a: t, True, True),
+    (lambda t, a: t + "\n", True, True),
+    (lambda t, a: "  " + t, True, True),
+    (lambda t, a: t.replace("\n", "\n\n", 1), True, True),
+    (lambda t, a: a, True, True),
+    (lambda t, a: "Let me solve it.\n" + t, True, False),
+    (lambda t, a: "<think>\nlet me work it out\n</think>\n" + t, True, False),
+    (lambda t, a: t + "<|im_end|>", False, False),
+    (lambda t, a: t + "\nThat is the answer.", False, False),
+    (lambda t, a: t + ".", False, False),
+    (lambda t, a: "```\n" + t + "\n```", False, False),
+    (lambda t, a: t.replace("answer ", "Answer ", 1), False, False),
+    (lambda t, a: t.replace("answer ", "answer: ", 1), False, False),
+    (lambda t, a: "<think>\n" + a + "\n</think>\n" + t, False, False),
+], ids=["reference", "trailing-newline", "leading-spaces", "blank-line", "bare-answer", "text-before", "think-prose",
+        "leaked-im-end", "trailing-sentence", "trailing-period", "code-fence", "Answer", "answer-colon",
+        "think-answer"])
+def test_the_strict_formats_edges_are_as_documented(edge, correct, well_formed):
+    """The table of docs/environments.md ("The strict format, at its edges")."""
+    import ffreason_env as fe
+
+    problem = next(iter(fe.ProblemSet(fe.ProblemConfig(min_steps=3, max_steps=3, problem_types=["evaluation"]), 0, 1)))
+    trace = fe.write_trace(problem, "forward")
+    verdict = fe.verify(problem, edge(trace, trace.splitlines()[-1]))
+    assert (verdict.correct, verdict.well_formed) == (correct, well_formed)
