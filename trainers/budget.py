@@ -14,15 +14,15 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from ffreason_env import ALIGNED, Problem, ProblemConfig, ProblemSet, write_trace
+from ffreason_env import ALIGNED, Problem, ProblemConfig, write_trace
+
+from .evaluation import validation_set
 
 __all__ = ["BUDGET_SAMPLE", "aligned_strategy", "search_strategy", "trace_tokens", "longest_aligned",
            "ratio_budget", "budget_shares"]
 
 BUDGET_SAMPLE = 400
-"""Problems of the RL data's longest chains whose aligned traces set a ratio budget."""
-SAMPLE_SEED = 1_000_003
-"""The validation stream: the sample is the same wherever it is drawn."""
+"""Problems of the RL data's longest chains (from the validation stream) whose aligned traces set a ratio budget."""
 
 
 def aligned_strategy(problem: Problem) -> str | list[str]:
@@ -46,7 +46,7 @@ def trace_tokens(tokenizer, problem: Problem, strategy: str | list[str]) -> int:
 
 def longest_aligned(tokenizer, config: ProblemConfig, n: int = BUDGET_SAMPLE) -> int:
     """The longest aligned trace among ``n`` problems of ``config``'s longest chains (``max_steps`` steps)."""
-    sample = ProblemSet(config.replace(min_steps=config.max_steps), SAMPLE_SEED, n)
+    sample = validation_set(config.replace(min_steps=config.max_steps), n)
     return max(trace_tokens(tokenizer, p, aligned_strategy(p)) for p in sample)
 
 

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from ffreason_env import ProblemConfig
 
+from .budget import ratio_budget
 from .envbridge import TrainingProblems, make_env, score
 from .rl_config import RESUME_MAY_CHANGE, RLRunConfig
 from .runlog import CHECKPOINTS, COMPLETIONS_FILE, CONFIG_FILE, METRICS_FILE, check_resume_settings, last_checkpoint
@@ -94,14 +95,12 @@ class RLRun:
                 raise
             raise FileNotFoundError(f"init: {cfg.init!r} is not a local directory and could not be loaded from the "
                                     f"hub: {str(e).splitlines()[0]}") from None
-        if cfg.budget_ratio or cfg.min_budget_ratio:  # in the model's tokens, before config.yaml is written and a
-            from .budget import ratio_budget         # resume compared with it: both hold the tokens it comes to
-
-            if cfg.budget_ratio:
-                cfg.max_completion_length = ratio_budget(self.tokenizer, self.problem_config, cfg.budget_ratio)
-            if cfg.min_budget_ratio:
-                cfg.max_completion_length = max(cfg.max_completion_length, ratio_budget(
-                    self.tokenizer, self.problem_config, cfg.min_budget_ratio))
+        # the budget in the model's tokens, before config.yaml is written and a resume compared with it
+        if cfg.budget_ratio:
+            cfg.max_completion_length = ratio_budget(self.tokenizer, self.problem_config, cfg.budget_ratio)
+        if cfg.min_budget_ratio:
+            cfg.max_completion_length = max(cfg.max_completion_length, ratio_budget(
+                self.tokenizer, self.problem_config, cfg.min_budget_ratio))
         missing = missing_words(self.tokenizer, self.problem_config)
         if missing:
             raise ValueError(f"init: the tokenizer of {cfg.init!r} cannot encode task words {missing[:10]}")
