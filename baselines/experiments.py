@@ -43,15 +43,17 @@ def _selection(b: Builder, p: int = 11) -> list[Stage]:
 
 
 def _improvement(b: Builder) -> list[Stage]:
-    """RL on 2-5, 6-9 and 6-15 steps from the same SFT arms; accuracy per step count 2..15 before and after."""
+    """RL on 2-5, 6-9 and 6-15 steps from the same SFT arms; accuracy per step count 2..15 before and after.
+
+    RL on 2-5 and on 6-9 are selection's runs (in a study, the same stages); RL on 6-15 validates on 10-15 steps
+    as it trains, and the models of the other two are evaluated there once trained, under its budget."""
     sft = [b.sft(arm) for arm in ARM_ORDER]
-    stages: list[Stage] = [*sft]
-    for lo, hi in ((2, 5), (6, 9), (6, 15)):
-        for s in sft:
-            stages.append(b.rl(s, f"{lo}-{hi}", {"min_steps": lo, "max_steps": hi},
-                               eval_ranges=((2, 5), (6, 9), (10, 15)),
-                               min_budget_ratio=1.05 if hi == 15 else 0.0))  # every direct 15-step trace fits
-    return stages
+    rl = [b.rl(s, f"{lo}-{hi}", {"min_steps": lo, "max_steps": hi}) for lo, hi in ((2, 5), (6, 9)) for s in sft]
+    hard = {s.arm: b.rl(s, "6-15", {"min_steps": 6, "max_steps": 15}, eval_ranges=((2, 5), (6, 9), (10, 15)),
+                        min_budget_ratio=1.05)  # every direct 15-step trace fits
+            for s in sft}
+    long = {eval_set_name(10, 15): hard["B"].config.problem.replace(max_label_offset=0, min_steps=10, max_steps=15)}
+    return [*sft, *rl, *hard.values(), *(b.evaluation(run, long, budget_of=hard[run.arm]) for run in rl)]
 
 
 def _amplification(b: Builder) -> list[Stage]:

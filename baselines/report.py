@@ -21,7 +21,7 @@ from typing import Iterable
 
 from ffreason_env import ALIGNED, is_guess, read_jsonl
 from ffreason_env.atomic import atomic_path
-from trainers.evaluation import eval_set_name
+from trainers.evaluation import eval_set_name, flatten
 from trainers.runlog import COMPLETIONS_FILE, CONFIG_FILE, METRICS_FILE
 
 from .claims import HOLDS, Claim, Share, combine
@@ -98,20 +98,28 @@ class Logs:
         return self._metrics[stage.name]
 
     def after_sft(self, arm: str) -> dict | None:
-        """The step-0 evaluation of any RL run from ``arm``'s SFT model: the model after SFT."""
-        for stage in self.rl(arm=arm):
-            evals, _ = self.metrics(stage)
-            if 0 in evals:
-                return evals[0]
-        return None
+        """The step-0 evaluations of the RL runs from ``arm``'s SFT model: the model after SFT, on every set any of
+        them validates on (a set two runs share, as the first run measured it)."""
+        found = [evals[0] for evals, _ in map(self.metrics, self.rl(arm=arm)) if 0 in evals]
+        return {k: v for m in reversed(found) for k, v in m.items()} if found else None
 
     def after_rl(self, data: str, arm: str) -> dict | None:
-        """The final evaluation of a finished RL run."""
+        """The final evaluation of a finished RL run, and what evaluation stages of its trained model measured on
+        sets it does not validate on."""
         for stage in self.rl(data, arm):
             evals, _ = self.metrics(stage)
             if stage.done() and evals:
-                return evals[max(evals)]
+                return {**self.evaluated(stage), **evals[max(evals)]}
         return None
+
+    def evaluated(self, model: SFTStage | RLStage) -> dict[str, float]:
+        """Metrics of the finished evaluation stages of ``model``, named as the RL runs log theirs."""
+        out: dict[str, float] = {}
+        for s in self.stages:
+            if isinstance(s, EvalStage) and s.model.name == model.name and (summary := self.eval_summary(s)):
+                for set_name, report in summary["sets"].items():
+                    out.update(flatten(report["greedy"], set_name))
+        return out
 
     def completions(self, stage: RLStage) -> list[dict]:
         path = os.path.join(stage.out, COMPLETIONS_FILE)

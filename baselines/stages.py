@@ -24,8 +24,8 @@ from ffreason_env.config import check_int
 from trainers import presets
 from trainers.rl import make_trainer
 from trainers.rl_config import RLRunConfig, from_layers
-from trainers.runlog import CHECKPOINTS, last_checkpoint, write_json
-from trainers.settings import merge, to_dict
+from trainers.runlog import CHECKPOINTS, CONFIG_FILE, last_checkpoint, write_json
+from trainers.settings import load_yaml, merge, to_dict
 from trainers.sft import SFTRunConfig, run_sft
 
 __all__ = ["SFTStage", "RLStage", "EvalStage", "Stage", "Builder", "MANIFEST", "STAGE_LOG", "read_manifest",
@@ -157,6 +157,9 @@ class EvalStage(_Stage):
     max_new_tokens: int | None = None
     """Generation budget; None: the longest reference trace of either strategy plus 25%."""
     replica: int = 0
+    budget_of: RLStage | None = None
+    """Decode under this RL run's budget (its resolved ``max_completion_length``), in place of ``max_new_tokens``:
+    sets of longer chains than the model trained on, measured as the run that trains on them measures them."""
     summary_file: ClassVar[str] = "eval_summary.json"
 
     @property
@@ -164,10 +167,12 @@ class EvalStage(_Stage):
         return os.path.join(self.run_dir, self.name)
 
     def needs(self) -> list[str]:
-        return [self.model.name]
+        return [self.model.name, *([self.budget_of.name] if self.budget_of else [])]
 
     def describe(self) -> str:
         budget = f", at most {self.max_new_tokens} tokens" if self.max_new_tokens else ""
+        if self.budget_of:
+            budget = f", under the budget of {self.budget_of.name}"
         return f"greedy evaluation of {self.model.name} on {', '.join(self.sets)} ({self.n} problems each{budget})"
 
     def validate(self) -> None:
@@ -185,10 +190,13 @@ class EvalStage(_Stage):
 
         device = "cuda" if torch.cuda.is_available() else None
         model, tokenizer = load_model(resolve_model_dir(self.model.out), device=device)
+        budget = self.max_new_tokens
+        if self.budget_of:
+            budget = load_yaml(os.path.join(self.budget_of.out, CONFIG_FILE))["max_completion_length"]  # as resolved
         reports = {}
         for set_name, config in self.sets.items():
             report = evaluate(model, tokenizer, validation_set(config, self.n),
-                              EvalSettings(n=self.n, max_new_tokens=self.max_new_tokens))
+                              EvalSettings(n=self.n, max_new_tokens=budget))
             reports[set_name] = {"problem_config": config.to_dict(), **report}
         write_json(os.path.join(self.out, self.summary_file), {"model": self.model.name, "sets": reports})
 
@@ -268,7 +276,8 @@ class Builder:
         })
         return self._share(RLStage(name, cfg, sft.name, sft.arm, data, self.replica))
 
-    def evaluation(self, stage: SFTStage | RLStage, sets: dict[str, ProblemConfig]) -> EvalStage:
+    def evaluation(self, stage: SFTStage | RLStage, sets: dict[str, ProblemConfig],
+                   budget_of: RLStage | None = None) -> EvalStage:
         bare = f"sft/{stage.arm}" if isinstance(stage, SFTStage) else f"rl-{stage.data}/{stage.arm}"
         return EvalStage(self._name(f"eval/{bare}"), stage, sets, self.eval_n, self.run_dir,
-                         self.sections["reproduce"].get("eval_max_new_tokens"), self.replica)
+                         self.sections["reproduce"].get("eval_max_new_tokens"), self.replica, budget_of)

@@ -9,6 +9,7 @@ from collections import defaultdict
 from importlib.metadata import entry_points
 
 import pytest
+import yaml
 
 pytest.importorskip("torch")
 
@@ -161,10 +162,20 @@ def test_experiment_runs_end_to_end_and_its_report_quotes_the_logged_numbers(tmp
     elif experiment == "improvement":
         section = report.split("## Greedy accuracy (%) per number of steps")[1].split("\n## ")[0]
         header = _cells(section, "arm")
+        assert max(map(int, header[2:])) >= 10  # micro's few problems per set hold some step counts of 2..15
         for arm in ("B", "F", "FB"):
+            hard = _evals(os.path.join(out, "rl-6-15", arm))
+            budget = yaml.safe_load(open(os.path.join(out, "rl-6-15", arm, "config.yaml")))["max_completion_length"]
+            sft = {**hard[0], **_evals(os.path.join(out, "rl-2-5", arm))[0]}  # 2-9 steps as RL on 2-5 saw them
             for data in ("2-5", "6-9", "6-15"):
                 evals = _evals(os.path.join(out, f"rl-{data}", arm))
-                for label, m in (("after SFT", evals[0]), (f"after RL on {data}", evals[max(evals)])):
+                after = dict(evals[max(evals)])
+                if data != "6-15":  # 10-15 steps from the evaluation of the trained model, under 6-15's budget
+                    sets = json.load(open(os.path.join(out, f"eval/rl-{data}", arm, "eval_summary.json")))["sets"]
+                    assert list(sets) == ["eval_10-15"] and sets["eval_10-15"]["max_new_tokens"] == budget
+                    after.update({f"eval_10-15/steps/{k}/accuracy": b["accuracy"]
+                                  for k, b in sets["eval_10-15"]["greedy"]["per_steps"].items()})
+                for label, m in (("after SFT", sft), (f"after RL on {data}", after)):
                     cells = _cells(section, arm, label)
                     for k, cell in zip(header[2:], cells[2:]):
                         found = [v for key, v in m.items() if re.fullmatch(rf"eval_[\d-]+/steps/{k}/accuracy", key)]
@@ -286,6 +297,9 @@ def test_study_runs_every_experiment_once_sharing_common_stages(tmp_path, fake_s
         assert {s.name for s in sft.values()} <= {f"selection/sft/{a}" for a in ("B", "F", "FB")}
         for stage in [s for s in by_experiment[name] if isinstance(s, RLStage)]:
             assert stage.config.init == os.path.join(out, "selection", "sft", stage.arm)
+    for data in ("2-5", "6-9"):  # improvement's easier RL runs are selection's
+        assert {s.name for s in by_experiment["improvement"] if isinstance(s, RLStage) and s.data == data} == {
+            f"selection/rl-{data}/{a}" for a in ("B", "F", "FB")}
     robust = {s.name for s in by_experiment["robustness"] if isinstance(s, RLStage) and s.data == "6-9"}
     assert robust == {f"selection/rl-6-9/{a}" for a in ("B", "F", "FB")}  # its default is selection's own run
     without = next(s for s in by_experiment["composition"] if isinstance(s, SFTStage) and s.arm == "without-2part")
