@@ -105,8 +105,27 @@ def _report(argv: list[str], prog: str) -> int:
     return 0
 
 
+def _analyze(argv: list[str], prog: str) -> int:
+    from trainers.settings import parse_flags
+
+    from .analyze import AnalyzeConfig, main as analyze
+
+    cfg = parse_flags(AnalyzeConfig, argv, None, prog,
+                      "The strategy probes of finished RL runs, from the checkpoints they saved: at step 0, every kept "
+                      "checkpoint and the final model, the teacher-forced preference for each strategy's reference "
+                      "trace and --samples responses to each of --probe-n problems (per-problem transitions, the "
+                      "accuracy change split into selection and improvement); at the first and last, pass@k up to "
+                      "--pass-samples. Writes RUN_DIR/analysis.json; given a 'ffreason reproduce' run directory, "
+                      "analyses each of its RL stages and rewrites its report, which then shows them.")
+    for path in analyze(cfg):
+        print(f"report: {path}")
+    return 0
+
+
 COMMANDS = {
     **trainers_cli.COMMANDS,
+    "analyze": trainers_cli.Command("strategy probes of finished RL runs from their checkpoints (after the fact)",
+                                    _analyze),
     "reproduce": trainers_cli.Command("run one of the study's experiments end to end and write its report",
                                       _reproduce),
     "report": trainers_cli.Command("rewrite RUN_DIR/report.md and its plots from the logged metrics", _report),

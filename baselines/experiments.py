@@ -10,6 +10,7 @@ validation sets, with no extra stage.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -22,6 +23,7 @@ from trainers.runlog import write_json
 
 from . import report as sections
 from .claims import Check, Claim, above, at_least, at_most, at_most_above, missing
+from .probe_report import probe_section
 from .report import Logs, Report, Section, parts_share, sample_share, share, summary_share, tenth
 from .stages import STAGE_LOG, Builder, RLStage, SFTStage, Stage, read_manifest
 from .study import AMPLIFICATION_SHARES, ARM_ORDER, COMPOSITION_PARTS, ROBUSTNESS, ROBUSTNESS_DATA, TABLE1
@@ -336,6 +338,9 @@ REPORT_DATA = "report.json"
 def _experiment_report(run_dir: str, logs: Logs, experiment: Experiment, manifest: dict, study_dir: str | None
                        ) -> tuple[Section, list[str], list[dict]]:
     section = experiment.section(logs, experiment)
+    probes_md, probe_plots = probe_section(logs)
+    section = dataclasses.replace(section, markdown=[*section.markdown, *probes_md],
+                                  plots=[*section.plots, *probe_plots])
     claims_md, verdicts = sections.claims(logs, experiment.claims)
     text = sections.document(logs, experiment.name, experiment.summary, manifest, section, claims_md,
                              regenerate=study_dir or run_dir)

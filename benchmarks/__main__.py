@@ -12,6 +12,7 @@ BENCHMARKS = {
     "sft_plateau": "when the from-scratch model learns the arithmetic table, per lr / init / batch order",
     "gpu_smoke": "the Qwen path on one GPU: LoRA SFT, GRPO with and without vLLM, one evaluation, peak memory",
     "budget": "each preset's RL generation budget: aligned traces that fit and searches cut, in its tokenizer",
+    "probe_cost": "what the strategy probes add to an evaluation and to a default RL run",
 }
 
 

@@ -10,7 +10,8 @@ import re
 
 import pytest
 
-from benchmarks import budget, common, env_throughput, gpu_smoke, roofline, sft_plateau, trainer_overhead, verify_scaling
+from benchmarks import (budget, common, env_throughput, gpu_smoke, probe_cost, roofline, sft_plateau, trainer_overhead,
+                        verify_scaling)
 
 DOCS = pathlib.Path(common.DOCS)
 PERFORMANCE = ("env_throughput", "verify_scaling", "roofline", "trainer_overhead")
@@ -97,6 +98,15 @@ def test_trainer_overhead(tmp_path):
     assert all(res[arm]["n"] == 1 for arm in ("bridge", "plain", "ppo"))
     assert res["ratio_bridge_over_plain"] == pytest.approx(res["bridge"]["median"] / res["plain"]["median"])
     assert "Bridge / plain step time" in md
+
+
+def test_probe_cost(tmp_path):
+    res, md = _run(probe_cost, "probe_cost", tmp_path, "--preset", "micro", "--repeats", "1", "--train-steps", "3")
+    assert all(res[arm]["n"] == 1 for arm in ("greedy", "teacher_forced", "probe_set", "both")) and res["step"]["n"] == 2
+    s = res["settings"]
+    want = s["evaluations"] * (res["both"]["median"] - res["greedy"]["median"]) / (
+        s["max_steps"] * res["step"]["median"] + s["evaluations"] * res["greedy"]["median"])
+    assert res["run_overhead_both"] == pytest.approx(want) and "slower with both probes" in md
 
 
 def test_sft_plateau(tmp_path):

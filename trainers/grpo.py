@@ -118,6 +118,16 @@ class GRPORun(RLRun):
         )
         self.model = self.trainer.model
 
+    def reward_signal(self, indices, kinds, strategies, rewards):
+        """TRL's advantages, from the gathered batch: groups of ``num_generations`` consecutive responses to one
+        problem (a batch that is not, such as a call from outside TRL, gets none)."""
+        from .probes import group_signal
+
+        g = self.cfg.num_generations
+        if len(indices) % g or any(len(set(indices[i:i + g])) > 1 for i in range(0, len(indices), g)):
+            return {}
+        return group_signal(kinds, strategies, rewards, group_size=g, scale=self.cfg.scale_rewards)
+
     def _reward_func(self):
         run = self
 

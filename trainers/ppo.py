@@ -158,6 +158,7 @@ class PPORun(RLRun):
 
     def _train(self):
         from .generation import chat_prompt, generate
+        from .probes import group_signal
 
         cfg, tok, model = self.cfg, self.tokenizer, self.model
         device = next(model.parameters()).device
@@ -190,7 +191,7 @@ class PPORun(RLRun):
                     prompt_ids.append(self._prompt_ids[index])
 
             # 2. rewards from the environment (and the strategy metrics of this batch)
-            scores, _, metrics = self.score(step, indices, texts, [len(c) for c in completion_ids])
+            scores, verdicts, metrics = self.score(step, indices, texts, [len(c) for c in completion_ids])
 
             if step == 1:  # the value head starts at the mean reward, so the first advantages are r - mean(r)
                 with torch.no_grad():
@@ -227,6 +228,10 @@ class PPORun(RLRun):
                 advantages, returns = advantages.to(device), returns.to(device)
                 if cfg.whiten_advantages:
                     advantages = masked_whiten(advantages, action_mask)
+            per_response = ((advantages * action_mask).sum(1) / action_mask.sum(1).clamp(min=1)).tolist()
+            metrics.update(group_signal([self.train_problems.problems[i].kind for i in indices],
+                                        [v.strategy for v in verdicts], scores, advantages=per_response,
+                                        group_size=cfg.num_generations))
 
             # 5. ppo_epochs passes of num_mini_batches minibatch updates
             stats: dict[str, list[float]] = {k: [] for k in ("policy_loss", "value_loss", "approx_kl", "clip_fraction",

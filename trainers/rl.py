@@ -15,10 +15,11 @@ import os
 import time
 from typing import Any, Sequence
 
-from ffreason_env import ProblemConfig
+from ffreason_env import ProblemConfig, render_prompt
 
 from .budget import ratio_budget
 from .envbridge import TrainingProblems, make_env, score
+from .probes import PROBES_FILE, probe_metrics, profiles
 from .rl_config import RESUME_MAY_CHANGE, RLRunConfig
 from .runlog import CHECKPOINTS, COMPLETIONS_FILE, CONFIG_FILE, METRICS_FILE, check_resume_settings, last_checkpoint
 from .settings import save_config, to_dict
@@ -134,6 +135,12 @@ class RLRun:
             eval_set_name(lo, hi): validation_set(eval_base.replace(min_steps=lo, max_steps=hi), cfg.eval_n)
             for lo, hi in cfg.eval_ranges
         }
+        self.probe_set = validation_set(eval_base, cfg.probe_n) if cfg.eval_every and cfg.probe_n else []
+        """The per-problem probe set (trainers/probes.py), sampled at every evaluation."""
+        self.probes = MetricsLog(cfg.out, PROBES_FILE)
+        kept_probes = self.probes.truncate_after(self.resume_step) if self.is_main and self.resume_step else []
+        self.first_profiles = kept_probes[0]["profiles"] if kept_probes else None
+        """The probe set at the run's first evaluation, the origin of every transition."""
 
     # --- shared by the algorithms
 
@@ -152,10 +159,7 @@ class RLRun:
         rewards, verdicts = score(self.env, problems, texts)
         batch = [(self.rank, int(i), t, v, r, int(n))
                  for i, t, v, r, n in zip(indices, texts, verdicts, rewards, num_tokens, strict=True)]
-        if self.num_processes > 1:
-            from accelerate.utils import gather_object
-
-            batch = gather_object(batch)
+        batch = self._gather(batch)
         records, lines = [], []
         for slot, (rank, index, text, verdict, reward, n) in enumerate(batch):
             problem = self.train_problems.problems[index]
@@ -168,7 +172,16 @@ class RLRun:
                 })
         if self.is_main:
             self.completions.write_many(step, "train", lines)
-        return rewards, verdicts, flatten(summarize(records), "train")
+        metrics = flatten(summarize(records), "train")
+        metrics.update(self.reward_signal([b[1] for b in batch], [p.kind for p, _, _ in records],
+                                          [v.strategy for _, v, _ in records], [b[4] for b in batch]))
+        return rewards, verdicts, metrics
+
+    def reward_signal(self, indices: list[int], kinds: list[str], strategies: list[str],
+                      rewards: list[float]) -> dict[str, float]:
+        """Where the batch's gradient goes (:func:`trainers.probes.group_signal`), for an algorithm whose advantages
+        follow from the rewards alone; PPO's follow from its values and are measured where it computes them."""
+        return {}
 
     def log(self, step: int, phase: str, metrics: dict[str, float]) -> None:
         if not self.is_main:
@@ -185,6 +198,7 @@ class RLRun:
         adapter merged into a copy, or through the trainer's vLLM engine, :meth:`eval_engine`) and the main process
         summarizes them all."""
         from .evaluation import flatten, greedy_records, summarize
+        from .probes import preference, trace_logprobs
 
         engine, share = self.eval_engine()
         policy = model if model is not None else self.model
@@ -200,17 +214,52 @@ class RLRun:
             max_new = self.cfg.eval_max_new_tokens or self.cfg.max_completion_length
             records = greedy_records(model, self.tokenizer, share(problems), max_new, self.cfg.eval_batch_size,
                                      engine=engine)
-            if self.num_processes > 1:
-                from accelerate.utils import gather_object
-
-                records = gather_object(records)
+            records = self._gather(records)
             reports[name] = {"max_new_tokens": max_new, "greedy": summarize(records)}
             flat.update(flatten(reports[name]["greedy"], name))
+            if self.cfg.eval_teacher_forced:
+                mine = share(problems)
+                found = self._gather(list(zip(mine, trace_logprobs(model, self.tokenizer, mine,
+                                                                   self.cfg.eval_batch_size))))
+                flat.update(preference([p for p, _ in found], [lp for _, lp in found], f"{name}/teacher_forced"))
+        if self.probe_set and step is not None:
+            flat.update(self._probe(step, model, share))
         if was_training:
             policy.train()
         if step is not None:
             self.log(step, "eval", flat)
         return reports
+
+    def _gather(self, items: list) -> list:
+        """Every process's ``items``, in process order (this process's alone when there is one)."""
+        if self.num_processes == 1:
+            return items
+        from accelerate.utils import gather_object
+
+        return gather_object(items)
+
+    def _probe(self, step: int, model, share) -> dict[str, float]:
+        """Sample the probe set as training samples are (temperature, top-p, budget), under a random state of its
+        own, so a run's training samples are those of the same run without probes; log the profiles to
+        ``probes.jsonl`` and return their metrics against the first evaluation's."""
+        import torch
+
+        from .generation import generate
+
+        mine = share(self.probe_set)
+        devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.cfg.seed + step)
+            texts = [[c.text for c in cs] for cs in generate(
+                model, self.tokenizer, [render_prompt(p) for p in mine], num_samples=self.cfg.probe_samples,
+                temperature=self.cfg.temperature, top_p=self.cfg.top_p, max_new_tokens=self.cfg.max_completion_length,
+                batch_size=self.cfg.eval_batch_size)]
+        found = self._gather(profiles(mine, texts))
+        if self.first_profiles is None:
+            self.first_profiles = found
+        if self.is_main:
+            self.probes.write(step, "probe", {"profiles": found})
+        return probe_metrics(self.first_profiles, found)
 
     def eval_engine(self):
         """``(engine, share)``: the greedy decoder of evaluations (None: the model's own) and the part of a

@@ -104,6 +104,16 @@ class RLRunConfig:
     eval_max_new_tokens: int = 0
     """Generation budget of the evaluations; 0: ``max_completion_length``, the budget the policy trains under
     (a search that does not fit it fails in evaluation as in training; ``ffreason eval`` has no such cap)."""
+    eval_teacher_forced: bool = True
+    """At every evaluation, also the log-probability of each strategy's reference trace on every validation problem
+    (``eval_{lo}-{hi}/teacher_forced/...``, trainers/probes.py): which strategy the model prefers, without
+    sampling."""
+    probe_n: int = 32
+    """Problems of the probe set (the first of the validation stream of the RL data's steps, labels from 1),
+    sampled ``probe_samples`` times at every evaluation as training samples are: per-problem strategy transitions
+    and the accuracy change split into selection and improvement (``probe/...``, ``probes.jsonl``); 0: none."""
+    probe_samples: int = 8
+    """Samples per probe problem at every evaluation."""
     resume: bool = False
     """Continue from the last checkpoint in ``RUN_DIR/checkpoints``."""
     threads: int | None = None
@@ -133,6 +143,8 @@ class RLRunConfig:
         check_int("eval_max_new_tokens", self.eval_max_new_tokens, 0, 2**31 - 1)
         check_int("save_total_limit", self.save_total_limit, 0, 2**31 - 1)
         check_int("eval_every", self.eval_every, 0, 2**31 - 1)
+        check_int("probe_n", self.probe_n, 0, 2**31 - 1)
+        check_int("probe_samples", self.probe_samples, 1, 2**31 - 1)
         if self.num_generations < 2:
             raise ValueError(f"num_generations: a group needs at least 2 completions, got {self.num_generations}")
         batch = self.batch(num_processes)
