@@ -16,6 +16,7 @@ import tyro
 
 from ffreason_env import Problem, ProblemConfig, ProblemSet, render_prompt, verify, write_trace
 from ffreason_env.config import check_int
+from ffreason_env.verifier import LABELS as STRATEGY_LABELS
 
 from .generation import generate as sample
 from .settings import OMIT_PREFIX
@@ -37,7 +38,6 @@ __all__ = [
 
 VALIDATION_SEED = 1_000_003
 """Problem stream of validation sets; training data uses small seeds, so the streams differ."""
-STRATEGY_LABELS = ("forward", "backward", "mixed", "unknown")
 
 
 @dataclass(frozen=True)
