@@ -16,7 +16,7 @@ from typing import Any
 
 import tyro
 
-from ffreason_env import ProblemConfig, render_prompt
+from ffreason_env import ProblemConfig, PromptStyle, render_prompt
 from ffreason_env.config import check_int
 from trainers.runlog import CHECKPOINTS, CONFIG_FILE, write_json
 
@@ -105,6 +105,9 @@ def analyze_run(run_dir: str, cfg: AnalyzeConfig, init: str | None = None) -> di
     if not settings:
         raise FileNotFoundError(f"run_dirs: {run_dir!r} holds no {CONFIG_FILE} (not an RL run directory)")
     problem = ProblemConfig.from_dict({**settings["problem"], "max_label_offset": 0})
+    style = PromptStyle(settings.get("prompt_style", "bare"), settings.get("shots", 2),
+                        settings.get("shot_strategy", "aligned"))
+    mode = settings.get("answer_mode", "strict")
     probe = validation_set(problem, cfg.probe_n)
     sampling = {"temperature": settings["temperature"], "top_p": settings["top_p"],
                 "max_new_tokens": settings["max_completion_length"], "batch_size": cfg.batch_size}
@@ -115,14 +118,14 @@ def analyze_run(run_dir: str, cfg: AnalyzeConfig, init: str | None = None) -> di
     for n, (step, path) in enumerate(bar):
         model, tok = _load(path, init_dir)
         torch.manual_seed(settings.get("seed", 0) + step)
-        texts = [[c.text for c in cs] for cs in generate(model, tok, [render_prompt(p) for p in probe],
+        texts = [[c.text for c in cs] for cs in generate(model, tok, [render_prompt(p, style) for p in probe],
                                                           num_samples=cfg.samples, **sampling)]
-        row = {"step": step, "model": path, "profiles": profiles(probe, texts),
-               "teacher_forced": preference(probe, trace_logprobs(model, tok, probe), "teacher_forced")}
+        row = {"step": step, "model": path, "profiles": profiles(probe, texts, mode),
+               "teacher_forced": preference(probe, trace_logprobs(model, tok, probe, style=style), "teacher_forced")}
         if n in (0, len(found) - 1):
-            wide = [[c.text for c in cs] for cs in generate(model, tok, [render_prompt(p) for p in probe[:cfg.pass_n]],
+            wide = [[c.text for c in cs] for cs in generate(model, tok, [render_prompt(p, style) for p in probe[:cfg.pass_n]],
                                                              num_samples=cfg.pass_samples, **sampling)]
-            row["pass_at_k"] = pass_at_k_table(profiles(probe[:cfg.pass_n], wide))
+            row["pass_at_k"] = pass_at_k_table(profiles(probe[:cfg.pass_n], wide, mode))
         rows.append(row)
         del model
     result = {"settings": {**{k: getattr(cfg, k) for k in ("probe_n", "samples", "pass_n", "pass_samples")},

@@ -11,7 +11,7 @@ from .export import ARMS, read_jsonl, rl_records, sft_records, to_dataset, write
 from .field import INVERSE, OPS
 from .grammar import is_guess
 from .problem import Problem, ProblemSet, generate
-from .prompts import render_prompt
+from .prompts import PROMPT_STYLES, PromptStyle, render_prompt
 from .rewards import RewardSpec, format_penalty, outcome_reward, process_score
 from .symbols import SymbolTable
 from .traces import ALIGNED, STRATEGIES, write_trace
@@ -32,9 +32,11 @@ __all__ = [
     "MixedEnv",
     "OPS",
     "PART_KINDS",
+    "PROMPT_STYLES",
     "Problem",
     "ProblemConfig",
     "ProblemSet",
+    "PromptStyle",
     "RewardSpec",
     "STRATEGIES",
     "SymbolTable",

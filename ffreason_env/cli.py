@@ -15,7 +15,7 @@ from typing import Sequence
 from .config import ProblemConfig
 from .export import ARMS, rl_records, sft_records, to_dataset, write_jsonl
 from .problem import generate
-from .prompts import render_prompt
+from .prompts import PROMPT_STYLES, SHOT_STRATEGIES, PromptStyle, render_prompt
 from .traces import ALIGNED, STRATEGIES, write_trace
 from .verifier import verify
 
@@ -86,16 +86,20 @@ def _sample(args: argparse.Namespace) -> None:
 
 def _export(args: argparse.Namespace) -> None:
     config = config_from_args(args)
+    try:
+        style = PromptStyle(args.prompt_style, args.shots, args.shot_strategy)
+    except ValueError as e:
+        args.parser.error(str(e))
     if args.what == "verl":
         from .verl import verl_records, write_parquet
 
-        n = write_parquet(verl_records(config, args.seed, args.n, args.split), args.out)
+        n = write_parquet(verl_records(config, args.seed, args.n, args.split, style), args.out)
         print(f"wrote {n} verl rows to {args.out}")
         return
     if args.what == "sft":
-        records = list(sft_records(config, args.arm, args.seed, args.n))
+        records = list(sft_records(config, args.arm, args.seed, args.n, style))
     else:
-        records = list(rl_records(config, args.seed, args.n, chat=not args.plain_prompt))
+        records = list(rl_records(config, args.seed, args.n, chat=not args.plain_prompt, style=style))
     n = write_jsonl(records, args.out)
     print(f"wrote {n} {args.what} records to {args.out}")
     if args.hf_dataset:
@@ -135,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--plain-prompt", action="store_true",
                    help="rl: the prompt as bare text instead of one user message (no chat template)")
     e.add_argument("--split", default="train", help="verl: the split recorded in extra_info (default %(default)s)")
+    e.add_argument("--prompt-style", choices=PROMPT_STYLES, default="bare",
+                   help="how the question is put: bare (the study's), instructed (the answer grammar stated first), "
+                        "few_shot (solved examples first) (default %(default)s)")
+    e.add_argument("--shots", type=int, default=2, help="few_shot: solved examples (default %(default)s)")
+    e.add_argument("--shot-strategy", choices=SHOT_STRATEGIES, default="aligned",
+                   help="few_shot: the examples' strategy (default %(default)s)")
     e.add_argument("--hf-dataset", default=None, metavar="DIR",
                    help="also save a datasets.Dataset to DIR (needs the train extra)")
     e.set_defaults(func=_export, parser=e)

@@ -10,7 +10,8 @@ from gymnasium import spaces
 
 from .config import ProblemConfig, check_int
 from .problem import Problem, generate
-from .prompts import render_prompt
+from .lenient import MODES
+from .prompts import PromptStyle, render_prompt
 from .rewards import RewardSpec
 from .verifier import Verdict, verify
 
@@ -56,6 +57,10 @@ class FFReasonEnv(gym.Env[str, str]):
         format_penalty: float = 0.0,
         process_weight: float = 0.0,
         max_response_chars: int = MAX_RESPONSE_CHARS,
+        prompt_style: str = "bare",
+        shots: int = 2,
+        shot_strategy: str = "aligned",
+        answer_mode: str = "strict",
         **config: Any,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -70,6 +75,10 @@ class FFReasonEnv(gym.Env[str, str]):
             config["problem_types"] = self.problem_types
         self.config = ProblemConfig.from_dict(config)
         self.reward_spec = RewardSpec(format_penalty=format_penalty, process_weight=process_weight)
+        self.prompt_style = PromptStyle(prompt_style, shots, shot_strategy)
+        if answer_mode not in MODES:
+            raise ValueError(f"answer_mode: expected one of {MODES}, got {answer_mode!r}")
+        self.answer_mode = answer_mode
         check_int("problem_seed", problem_seed, 0, 2**64 - 1)
         check_int("max_response_chars", max_response_chars, 1, 2**31 - 1)
         self.problem_seed = problem_seed
@@ -100,14 +109,18 @@ class FFReasonEnv(gym.Env[str, str]):
                 index = int(self.np_random.integers(0, 2**63 - 1))
             self.problem = generate(self.config, self.problem_seed, index)
             self.index = int(index)
-        self._prompt = render_prompt(self.problem)
+        self._prompt = self.prompt(self.problem)
         self._response, self.verdict = None, None
         return self._prompt, self._info()
 
+    def prompt(self, problem: Problem) -> str:
+        """The question ``reset`` would ask for ``problem``, in this env's prompt style."""
+        return render_prompt(problem, self.prompt_style)
+
     def score(self, problem: Problem, response: str) -> tuple[float, Verdict]:
-        """``(reward, verdict)`` of ``response`` to ``problem`` under this env's reward options: what ``step``
-        returns, without an episode. Trainers that hold their problems call it directly."""
-        verdict = verify(problem, response)
+        """``(reward, verdict)`` of ``response`` to ``problem`` under this env's reward options and answer mode:
+        what ``step`` returns, without an episode. Trainers that hold their problems call it directly."""
+        verdict = verify(problem, response, self.answer_mode)
         return self.reward_spec(verdict), verdict
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict]:
@@ -169,7 +182,11 @@ _DOC_COMMON = """
     Any :class:`~ffreason_env.ProblemConfig` field (``p``, ``min_steps``,
     ``max_steps``, ``ops``, ``symbol_seed``, ...), plus ``problem_seed`` (the
     problem stream reset draws from), ``format_penalty``, ``process_weight``,
-    ``max_response_chars`` (action space size) and ``render_mode="ansi"``.
+    ``max_response_chars`` (action space size), ``render_mode="ansi"``,
+    ``prompt_style`` (``bare``: the study's; ``instructed``, ``few_shot`` with
+    ``shots`` and ``shot_strategy``: :class:`~ffreason_env.PromptStyle`) and
+    ``answer_mode`` (``strict``: the study's; ``lenient`` for models never
+    trained on the grammar: :mod:`ffreason_env.lenient`).
 """
 
 

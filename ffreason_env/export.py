@@ -10,7 +10,7 @@ from typing import Any, Iterable, Iterator
 from .atomic import atomic_write
 from .config import ProblemConfig
 from .problem import generate
-from .prompts import render_prompt
+from .prompts import PromptStyle, render_prompt
 from .traces import STRATEGIES, write_trace
 
 __all__ = ["ARMS", "sft_records", "rl_records", "write_jsonl", "read_jsonl", "to_dataset", "arm_strategies"]
@@ -34,10 +34,10 @@ def _overall(strategies: list[str]) -> str:
     return strategies[0] if len(set(strategies)) == 1 else "mixed"
 
 
-def _base(config: ProblemConfig, seed: int, index: int) -> tuple[Any, dict[str, Any]]:
+def _base(config: ProblemConfig, seed: int, index: int, style: PromptStyle | str = "bare") -> tuple[Any, dict[str, Any]]:
     problem = generate(config, seed, index)
     return problem, {
-        "prompt": render_prompt(problem),
+        "prompt": render_prompt(problem, style),
         "answer": problem.symbol(problem.answer),
         "kind": problem.kind,
         "steps": problem.num_steps,
@@ -47,12 +47,14 @@ def _base(config: ProblemConfig, seed: int, index: int) -> tuple[Any, dict[str, 
     }
 
 
-def sft_records(config: ProblemConfig, arm: str, seed: int = 0, size: int = 2048) -> Iterator[dict[str, Any]]:
-    """``size`` prompt/completion pairs; item i is problem (seed, i) answered with the arm's strategy."""
+def sft_records(config: ProblemConfig, arm: str, seed: int = 0, size: int = 2048,
+                style: PromptStyle | str = "bare") -> Iterator[dict[str, Any]]:
+    """``size`` prompt/completion pairs; item i is problem (seed, i) answered with the arm's strategy, its prompt
+    in ``style`` (:class:`~ffreason_env.PromptStyle`)."""
     if arm not in ARMS:
         raise ValueError(f"arm: {arm!r} is not one of {sorted(ARMS)}")
     for index in range(size):
-        problem, record = _base(config, seed, index)
+        problem, record = _base(config, seed, index, style)
         strategies = arm_strategies(arm, seed, index, max(1, len(problem.parts)))
         record["completion"] = write_trace(problem, strategies)
         record["strategy"] = _overall(strategies)
@@ -60,13 +62,14 @@ def sft_records(config: ProblemConfig, arm: str, seed: int = 0, size: int = 2048
         yield record
 
 
-def rl_records(config: ProblemConfig, seed: int = 0, size: int = 1024, chat: bool = True) -> Iterator[dict[str, Any]]:
+def rl_records(config: ProblemConfig, seed: int = 0, size: int = 1024, chat: bool = True,
+               style: PromptStyle | str = "bare") -> Iterator[dict[str, Any]]:
     """``size`` prompts with their answers and serialized problems (``problem``, what
     :func:`ffreason_env.trl.ffreason_reward` reads). ``chat``: the prompt as one user message, TRL's
     conversational format, so a trainer applies the model's chat template (as ``ffreason rl`` does); else the bare
-    text."""
+    text. ``style``: how the question is put (:class:`~ffreason_env.PromptStyle`; the study's is ``bare``)."""
     for index in range(size):
-        record = _base(config, seed, index)[1]
+        record = _base(config, seed, index, style)[1]
         if chat:
             record["prompt"] = [{"role": "user", "content": record["prompt"]}]
         yield record

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Callable, Sequence
 
+from .lenient import MODES
 from .problem import Problem
 from .rewards import RewardSpec
 from .verifier import verify
@@ -36,11 +37,15 @@ def completion_text(completion: Any) -> str:
     raise TypeError(f"completion: expected a string or a list of chat messages, got {type(completion).__name__}")
 
 
-def make_reward_function(format_penalty: float = 0.0, process_weight: float = 0.0) -> Callable[..., list[float]]:
+def make_reward_function(format_penalty: float = 0.0, process_weight: float = 0.0,
+                         answer_mode: str = "strict") -> Callable[..., list[float]]:
     """A TRL reward function scoring with :class:`~ffreason_env.RewardSpec` (the defaults: the study's outcome
-    reward). Through ``log_extra`` each completion's strategy and correctness join TRL's completion table; through
+    reward) in ``answer_mode`` (``strict``, the study's, or ``lenient`` for models never trained on the grammar).
+    Through ``log_extra`` each completion's strategy and correctness join TRL's completion table; through
     ``log_metric`` the batch's accuracy, aligned fraction and strategy fractions per kind join its metrics."""
     spec = RewardSpec(format_penalty=format_penalty, process_weight=process_weight)
+    if answer_mode not in MODES:
+        raise ValueError(f"answer_mode: expected one of {MODES}, got {answer_mode!r}")
 
     def ffreason_reward(prompts: Sequence[Any], completions: Sequence[Any], completion_ids: Sequence[Any] = (), *,
                         problem: Sequence[str], trainer_state=None, log_extra=None, log_metric=None,
@@ -49,7 +54,7 @@ def make_reward_function(format_penalty: float = 0.0, process_weight: float = 0.
             raise ValueError(f"problem: {len(problem)} problems for {len(completions)} completions (the dataset "
                              f"needs a 'problem' column, as 'python -m ffreason_env export rl' writes)")
         problems = [Problem.from_json(p) for p in problem]
-        verdicts = [verify(p, completion_text(c)) for p, c in zip(problems, completions)]
+        verdicts = [verify(p, completion_text(c), answer_mode) for p, c in zip(problems, completions)]
         if log_extra is not None:
             log_extra("strategy", [v.strategy for v in verdicts])
             log_extra("correct", [v.correct for v in verdicts])

@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .field import INVERSE, OPS, affine, apply
+from .lenient import MODES, lenient_text
 from .problem import Problem
 from .traces import ALIGNED
 
@@ -241,10 +242,18 @@ def _check_block(block, part, given, strategy, composite, last_line, is_last_par
     return ((cur if n_direct == k else None) if direct else found), written
 
 
-def verify(problem: Problem, response: str) -> Verdict:
-    """Check ``response`` against ``problem``. Never raises on a string; linear time."""
+def verify(problem: Problem, response: str, mode: str = "strict") -> Verdict:
+    """Check ``response`` against ``problem``. Never raises on a string; linear time.
+
+    ``mode="lenient"`` first removes what models never trained on the grammar write around a trace (think
+    blocks, chat tokens, code fences, ``Answer:``, a closing sentence: :mod:`ffreason_env.lenient`); ``strict``,
+    the default, is the study's."""
     if not isinstance(response, str):
         raise TypeError(f"response must be a str, got {type(response).__name__}")
+    if mode != "strict":
+        if mode not in MODES:
+            raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+        response = lenient_text(response)
     value_of = problem.symbols.value_of
     composite = bool(problem.parts)
     parts = problem.parts if composite else (problem,)

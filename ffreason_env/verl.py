@@ -18,6 +18,7 @@ from .atomic import atomic_path
 from .config import ProblemConfig
 from .export import rl_records
 from .problem import Problem
+from .prompts import PromptStyle
 from .rewards import RewardSpec, process_score
 from .verifier import LABELS, verify
 
@@ -26,9 +27,11 @@ __all__ = ["DATA_SOURCE_PREFIX", "SCORE_KEYS", "verl_records", "write_parquet", 
 DATA_SOURCE_PREFIX = "ffreason/"
 
 
-def verl_records(config: ProblemConfig, seed: int = 0, size: int = 1024, split: str = "train") -> Iterator[dict[str, Any]]:
-    """``size`` rows of problem stream ``seed`` in verl's layout (item i is problem (seed, i))."""
-    for r in rl_records(config, seed, size, chat=False):
+def verl_records(config: ProblemConfig, seed: int = 0, size: int = 1024, split: str = "train",
+                 style: PromptStyle | str = "bare") -> Iterator[dict[str, Any]]:
+    """``size`` rows of problem stream ``seed`` in verl's layout (item i is problem (seed, i)), the question in
+    ``style``."""
+    for r in rl_records(config, seed, size, chat=False, style=style):
         yield {
             "data_source": DATA_SOURCE_PREFIX + r["kind"],
             "prompt": [{"role": "user", "content": r["prompt"]}],

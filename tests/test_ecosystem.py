@@ -32,6 +32,20 @@ def test_the_reward_scores_chat_and_plain_completions_one_per_completion():
         completion_text(3)
 
 
+def test_the_lenient_reward_reads_what_other_models_write_around_a_trace():
+    rows = _rows(2)
+    problems = [fe.Problem.from_json(r["problem"]) for r in rows]
+    wrapped = ["```\n" + fe.write_trace(p, fe.ALIGNED[p.kind]).replace("answer ", "Answer: ") + "\n```" for p in problems]
+    args = ([r["prompt"] for r in rows], wrapped)
+    assert ffreason_reward(*args, problem=[r["problem"] for r in rows]) == [0.0, 0.0]
+    assert make_reward_function(answer_mode="lenient")(*args, problem=[r["problem"] for r in rows]) == [1.0, 1.0]
+    with pytest.raises(ValueError, match="answer_mode"):
+        make_reward_function(answer_mode="loose")
+    styled = next(fe.rl_records(fe.ProblemConfig(), seed=2, size=1, style="instructed"))
+    assert styled["problem"] == rows[0]["problem"] and styled["prompt"][0]["content"].endswith(
+        rows[0]["prompt"][0]["content"])
+
+
 def test_the_reward_logs_strategy_and_correctness_through_trls_hooks():
     rows = _rows(2)
     problems = [fe.Problem.from_json(r["problem"]) for r in rows]

@@ -98,6 +98,21 @@ def test_grpo_steps_log_strategy_fractions_and_share_a_problem_per_group(one_ste
             assert len({r["index"] for r in g}) == 1  # every member of a group saw the same problem
 
 
+def test_an_rl_run_asks_in_its_prompt_style_and_reads_in_its_answer_mode(micro_dir, tmp_path):
+    from ffreason_env.prompts import INSTRUCTIONS
+
+    run = make_trainer(_cfg(micro_dir, tmp_path / "styled", prompt_style="instructed", answer_mode="lenient"))
+    u = run.env.unwrapped
+    assert (u.prompt_style.name, u.answer_mode) == ("instructed", "lenient")
+    assert all(p.startswith(INSTRUCTIONS + "\n\n") for p in run.train_problems.prompts)
+    assert run.trainer.train_dataset[0]["prompt"][0]["content"] == run.train_problems.prompts[0]
+    problem = run.train_problems.problems[0]
+    loose = fe.write_trace(problem, "forward").replace("answer ", "Answer: ")
+    assert run.score(1, [0], [loose], [5])[0] == [1.0]  # lenient
+    with pytest.raises(ValueError, match="prompt_style"):
+        make_trainer(_cfg(micro_dir, tmp_path / "bad", prompt_style="chatty"))
+
+
 def test_resume_continues_from_the_last_checkpoint_without_duplicate_lines(micro_dir, tmp_path, monkeypatch):
     out = tmp_path / "r"
     make_trainer(_cfg(micro_dir, out, max_steps=2, save_steps=2)).train()

@@ -278,3 +278,26 @@ def test_packed_batches_give_the_padded_batch_loss_on_fewer_rows(model_dir, requ
         leaky = token_losses(model(input_ids=batch["input_ids"], use_cache=False).logits, batch["labels"]).sort().values
     assert torch.allclose(packed, padded, atol=1e-5)  # same per-token losses (rows hold examples in another order)
     assert not torch.allclose(leaky, padded, atol=1e-3)  # attending across examples would have changed them
+
+
+def test_evaluation_asks_in_its_prompt_style_and_reads_in_its_answer_mode(monkeypatch):
+    import trainers.evaluation as ev
+    from ffreason_env import PromptStyle, ProblemConfig, render_prompt, write_trace
+    from trainers.generation import Completion
+
+    problems = ev.validation_set(ProblemConfig(min_steps=2, max_steps=2, problem_types=["evaluation"]), 3)
+    seen = []
+
+    def fake_sample(model, tokenizer, prompts, **kw):
+        seen.extend(prompts)
+        return [[Completion(write_trace(p, "forward").replace("answer ", "Answer: "), 9)] for p in problems]
+
+    monkeypatch.setattr(ev, "sample", fake_sample)
+    settings = ev.EvalSettings(n=3, max_new_tokens=16, prompt_style="few_shot", shots=1, answer_mode="lenient")
+    report = ev.evaluate(None, None, problems, settings, progress=False)
+    assert seen == [render_prompt(p, PromptStyle("few_shot", shots=1)) for p in problems]
+    assert report["greedy"]["accuracy"] == 1.0
+    strict = ev.evaluate(None, None, problems, ev.EvalSettings(n=3, max_new_tokens=16), progress=False)
+    assert strict["greedy"]["accuracy"] == 0.0
+    with pytest.raises(ValueError, match="answer_mode"):
+        ev.EvalSettings(answer_mode="loose")

@@ -411,29 +411,96 @@ def test_a_guess_is_a_response_without_work(kind):
     assert not is_guess(f"try e4 ;\n{answer}")
 
 
-@pytest.mark.parametrize("edge, correct, well_formed", [
-    (lambda t, a: t, True, True),
-    (lambda t, a: t + "\n", True, True),
-    (lambda t, a: "  " + t, True, True),
-    (lambda t, a: t.replace("\n", "\n\n", 1), True, True),
-    (lambda t, a: a, True, True),
-    (lambda t, a: "Let me solve it.\n" + t, True, False),
-    (lambda t, a: "<think>\nlet me work it out\n</think>\n" + t, True, False),
-    (lambda t, a: t + "<|im_end|>", False, False),
-    (lambda t, a: t + "\nThat is the answer.", False, False),
-    (lambda t, a: t + ".", False, False),
-    (lambda t, a: "```\n" + t + "\n```", False, False),
-    (lambda t, a: t.replace("answer ", "Answer ", 1), False, False),
-    (lambda t, a: t.replace("answer ", "answer: ", 1), False, False),
-    (lambda t, a: "<think>\n" + a + "\n</think>\n" + t, False, False),
+@pytest.mark.parametrize("edge, strict, lenient", [
+    (lambda t, a: t, (True, True), (True, True)),
+    (lambda t, a: t + "\n", (True, True), (True, True)),
+    (lambda t, a: "  " + t, (True, True), (True, True)),
+    (lambda t, a: t.replace("\n", "\n\n", 1), (True, True), (True, True)),
+    (lambda t, a: a, (True, True), (True, True)),
+    (lambda t, a: "Let me solve it.\n" + t, (True, False), (True, True)),
+    (lambda t, a: "<think>\nlet me work it out\n</think>\n" + t, (True, False), (True, True)),
+    (lambda t, a: t + "<|im_end|>", (False, False), (True, True)),
+    (lambda t, a: t + "\nThat is the answer.", (False, False), (True, True)),
+    (lambda t, a: t + ".", (False, False), (True, True)),
+    (lambda t, a: "```\n" + t + "\n```", (False, False), (True, True)),
+    (lambda t, a: t.replace("answer ", "Answer ", 1), (False, False), (True, True)),
+    (lambda t, a: t.replace("answer ", "answer: ", 1), (False, False), (True, True)),
+    (lambda t, a: t.replace("answer ", "**Final answer:** ", 1), (False, False), (True, True)),
+    (lambda t, a: "<think>\n" + a + "\n</think>\n" + t, (False, False), (True, True)),
+    (lambda t, a: t.replace("\n", "\nso far so good\n", 1), (True, False), (True, False)),
+    (lambda t, a: t.rsplit("\n", 1)[0] + "\nAnswer: WRONG", (False, False), (False, True)),
 ], ids=["reference", "trailing-newline", "leading-spaces", "blank-line", "bare-answer", "text-before", "think-prose",
         "leaked-im-end", "trailing-sentence", "trailing-period", "code-fence", "Answer", "answer-colon",
-        "think-answer"])
-def test_the_strict_formats_edges_are_as_documented(edge, correct, well_formed):
-    """The table of docs/environments.md ("The strict format, at its edges")."""
+        "final-answer-bold", "think-answer", "prose-between-steps", "wrong-Answer-colon"])
+def test_the_formats_edges_are_as_documented(edge, strict, lenient):
+    """The table of docs/environments.md ("The strict format, at its edges"): (correct, well formed) in each mode."""
     import ffreason_env as fe
 
     problem = next(iter(fe.ProblemSet(fe.ProblemConfig(min_steps=3, max_steps=3, problem_types=["evaluation"]), 0, 1)))
     trace = fe.write_trace(problem, "forward")
-    verdict = fe.verify(problem, edge(trace, trace.splitlines()[-1]))
-    assert (verdict.correct, verdict.well_formed) == (correct, well_formed)
+    wrong = problem.symbol((problem.answer + 1) % problem.p)
+    response = edge(trace, trace.splitlines()[-1]).replace("WRONG", wrong)
+    for mode, want in (("strict", strict), ("lenient", lenient)):
+        verdict = fe.verify(problem, response, mode=mode)
+        assert (verdict.correct, verdict.well_formed) == want, mode
+    assert fe.verify(problem, response) == fe.verify(problem, response, mode="strict")  # strict is the default
+
+
+def test_lenient_mode_changes_no_verdict_of_a_response_in_the_grammar():
+    import ffreason_env as fe
+
+    for problem in fe.ProblemSet(fe.ProblemConfig(min_steps=2, max_steps=4), 3, 30):
+        for s in ("forward", "backward"):
+            trace = fe.write_trace(problem, s)
+            slipped = trace.replace("->", "-> e0 ;", 1)  # a wrong item stays wrong
+            for text in (trace, slipped, "answer e0"):
+                assert fe.verify(problem, text, mode="lenient") == fe.verify(problem, text)
+    with pytest.raises(ValueError, match="mode: expected one of"):
+        fe.verify(problem, "answer e0", mode="loose")
+
+
+def test_prompt_styles_put_the_same_question_and_few_shot_examples_use_the_chosen_strategy():
+    import ffreason_env as fe
+    from ffreason_env.prompts import INSTRUCTIONS
+
+    config = fe.ProblemConfig(min_steps=4, max_steps=4, problem_types=["inversion"], symbol_seed=7)
+    problem = fe.generate(config, 0, 3)
+    bare = fe.render_prompt(problem)
+    assert fe.render_prompt(problem, "bare") == bare and fe.render_prompt(problem, "instructed") == INSTRUCTIONS + "\n\n" + bare
+    for strategy, want in (("aligned", "backward"), ("misaligned", "forward"), ("forward", "forward")):
+        style = fe.PromptStyle("few_shot", shots=3, shot_strategy=strategy)
+        text = fe.render_prompt(problem, style)
+        assert text.endswith("\n\n" + bare)
+        shots = style.examples(problem)
+        assert len(shots) == 3 and all(s.kind == "inversion" and s.symbols == problem.symbols for s in shots)
+        for shot in shots:
+            trace = fe.write_trace(shot, style.strategy(shot))
+            assert f"{fe.render_prompt(shot)}\n{trace}" in text
+            verdict = fe.verify(shot, trace)
+            assert verdict.correct and verdict.strategy == want
+    other = fe.generate(config, 0, 4)
+    assert fe.PromptStyle("few_shot").examples(other) == fe.PromptStyle("few_shot").examples(problem)  # fixed shots
+    with pytest.raises(ValueError, match="prompt_style: expected one of"):
+        fe.render_prompt(problem, "chatty")
+    with pytest.raises(ValueError, match="shot_strategy"):
+        fe.PromptStyle("few_shot", shot_strategy="both")
+
+
+def test_an_env_asks_in_its_prompt_style_and_reads_in_its_answer_mode():
+    import gymnasium as gym
+
+    import ffreason_env as fe
+
+    env = gym.make("ffreason/Evaluation-v0", min_steps=3, max_steps=3, prompt_style="few_shot", shots=1,
+                   answer_mode="lenient")
+    prompt, info = env.reset(options={"index": 2})
+    problem = fe.Problem.from_dict(info["problem"])
+    assert prompt == fe.render_prompt(problem, fe.PromptStyle("few_shot", shots=1)) == env.unwrapped.prompt(problem)
+    trace = fe.write_trace(problem, "forward")
+    _, reward, *_ = env.step("<think>\nok\n</think>\n" + trace.replace("answer ", "Answer: ") + "<|im_end|>")
+    assert reward == 1.0
+    strict = gym.make("ffreason/Evaluation-v0", min_steps=3, max_steps=3)
+    strict.reset(options={"problem": problem})
+    assert strict.step(trace.replace("answer ", "Answer: "))[1] == 0.0
+    with pytest.raises(ValueError, match="answer_mode"):
+        gym.make("ffreason/Evaluation-v0", answer_mode="loose")

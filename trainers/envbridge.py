@@ -12,13 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from ffreason_env import ENV_IDS, Problem, ProblemConfig, ProblemSet, Verdict, render_prompt
+from ffreason_env import ENV_IDS, Problem, ProblemConfig, ProblemSet, Verdict
 
 __all__ = ["env_kwargs", "make_env", "TrainingProblems", "score"]
 
 
 def env_kwargs(cfg) -> dict[str, Any]:
-    """``gymnasium.make`` keyword arguments of an RL config: its problem settings, training stream and reward.
+    """``gymnasium.make`` keyword arguments of an RL config: its problem settings, training stream, reward, prompt
+    style and answer mode.
 
     An env fixed to one kind (``ffreason/Composition-v0``, ...) takes its own kinds when the config keeps the
     default mix."""
@@ -28,7 +29,8 @@ def env_kwargs(cfg) -> dict[str, Any]:
             and cfg.problem.type_weights is None:
         del problem["problem_types"], problem["type_weights"]
     return {"problem_seed": cfg.prompt_seed, "format_penalty": cfg.format_penalty,
-            "process_weight": cfg.process_weight, **problem}
+            "process_weight": cfg.process_weight, "prompt_style": cfg.prompt_style, "shots": cfg.shots,
+            "shot_strategy": cfg.shot_strategy, "answer_mode": cfg.answer_mode, **problem}
 
 
 def make_env(cfg):
@@ -54,7 +56,7 @@ class TrainingProblems:
     def from_env(cls, env, n: int) -> "TrainingProblems":
         u = env.unwrapped
         problems = list(ProblemSet(u.config, u.problem_seed, n))
-        return cls(problems, [render_prompt(p) for p in problems])
+        return cls(problems, [u.prompt(p) for p in problems])
 
     def rows(self) -> list[dict[str, Any]]:
         """TRL dataset rows: the chat prompt and the index the reward function looks the problem up by."""

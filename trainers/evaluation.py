@@ -14,7 +14,8 @@ from typing import Annotated, Any, Iterable, Sequence
 
 import tyro
 
-from ffreason_env import Problem, ProblemConfig, ProblemSet, render_prompt, verify, write_trace
+from ffreason_env import Problem, ProblemConfig, ProblemSet, PromptStyle, render_prompt, verify, write_trace
+from ffreason_env.lenient import MODES
 from ffreason_env.config import check_int
 from ffreason_env.verifier import LABELS as STRATEGY_LABELS
 
@@ -56,6 +57,15 @@ class EvalSettings:
     """Sequences per generate call."""
     seed: int = VALIDATION_SEED
     """Problem stream of the validation set (and seed of the sampling)."""
+    prompt_style: str = "bare"
+    """How the questions are put: bare (the study's), instructed (the answer grammar first) or few_shot (solved
+    examples first; ffreason_env.PromptStyle)."""
+    shots: int = 2
+    """few_shot: solved examples before each question."""
+    shot_strategy: str = "aligned"
+    """few_shot: the examples' strategy (aligned, misaligned, forward, backward)."""
+    answer_mode: str = "strict"
+    """How responses are read: strict (the study's) or lenient (ffreason_env.lenient)."""
 
     def __post_init__(self) -> None:
         check_int("n", self.n, 1, 2**31 - 1)
@@ -65,6 +75,13 @@ class EvalSettings:
             check_int("max_new_tokens", self.max_new_tokens, 1, 2**31 - 1)
         if not self.temperature > 0:
             raise ValueError(f"temperature: expected > 0, got {self.temperature!r}")
+        if self.answer_mode not in MODES:
+            raise ValueError(f"answer_mode: expected one of {MODES}, got {self.answer_mode!r}")
+        self.style()
+
+    def style(self) -> PromptStyle:
+        """The :class:`~ffreason_env.PromptStyle` of ``prompt_style``, ``shots`` and ``shot_strategy``."""
+        return PromptStyle(self.prompt_style, self.shots, self.shot_strategy)
 
 
 @dataclass(frozen=True)
@@ -179,20 +196,23 @@ def summarize(records: Iterable[tuple[Problem, Any, int]]) -> dict[str, Any]:
 
 
 def greedy_records(model, tokenizer, problems: Sequence[Problem], max_new_tokens: int, batch_size: int = 64,
-                   progress: bool = False, engine=None) -> list[tuple[Problem, Any, int]]:
+                   progress: bool = False, engine=None, style: PromptStyle | str = "bare",
+                   answer_mode: str = "strict") -> list[tuple[Problem, Any, int]]:
     """``(problem, verdict, num_tokens)`` of the greedy response to each problem, for :func:`summarize`;
-    ``engine``: another greedy decoder (:func:`trainers.generation.vllm_engine`) in place of ``model``'s."""
-    greedy = sample(model, tokenizer, [render_prompt(p) for p in problems], max_new_tokens=max_new_tokens,
+    ``engine``: another greedy decoder (:func:`trainers.generation.vllm_engine`) in place of ``model``'s;
+    ``style`` and ``answer_mode``: how questions are put and responses read (the study's: bare, strict)."""
+    greedy = sample(model, tokenizer, [render_prompt(p, style) for p in problems], max_new_tokens=max_new_tokens,
                     batch_size=batch_size, progress=progress, desc="eval greedy", engine=engine)
-    return [(p, verify(p, c[0].text), c[0].num_tokens) for p, c in zip(problems, greedy)]
+    return [(p, verify(p, c[0].text, answer_mode), c[0].num_tokens) for p, c in zip(problems, greedy)]
 
 
 def evaluate(model, tokenizer, problems: Sequence[Problem], settings: EvalSettings = EvalSettings(), progress: bool = True) -> dict[str, Any]:
     """Greedy accuracy and strategy use; with ``settings.samples = k``, also pass@1..k and sampled strategy use."""
-    prompts = [render_prompt(p) for p in problems]
+    prompts = [render_prompt(p, settings.style()) for p in problems]
     max_new = settings.max_new_tokens or reference_max_tokens(tokenizer, problems)
     report: dict[str, Any] = {"max_new_tokens": max_new}
-    report["greedy"] = summarize(greedy_records(model, tokenizer, problems, max_new, settings.batch_size, progress))
+    report["greedy"] = summarize(greedy_records(model, tokenizer, problems, max_new, settings.batch_size, progress,
+                                                style=settings.style(), answer_mode=settings.answer_mode))
     if settings.samples > 0:
         import torch
 
@@ -201,7 +221,7 @@ def evaluate(model, tokenizer, problems: Sequence[Problem], settings: EvalSettin
                          max_new_tokens=max_new, batch_size=settings.batch_size, progress=progress, desc="eval sampled")
         records, correct_counts = [], []
         for p, cs in zip(problems, sampled):
-            verdicts = [verify(p, c.text) for c in cs]
+            verdicts = [verify(p, c.text, settings.answer_mode) for c in cs]
             records += [(p, v, c.num_tokens) for v, c in zip(verdicts, cs)]
             correct_counts.append(sum(v.correct for v in verdicts))
         block = summarize(records)

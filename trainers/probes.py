@@ -24,7 +24,7 @@ from collections import Counter, defaultdict
 from statistics import mean, stdev
 from typing import Any, Sequence
 
-from ffreason_env import ALIGNED, STRATEGIES, Problem, render_prompt, verify, write_trace
+from ffreason_env import ALIGNED, STRATEGIES, Problem, PromptStyle, render_prompt, verify, write_trace
 
 from .evaluation import STRATEGY_LABELS, pass_at_k
 
@@ -51,15 +51,16 @@ def _candidates(problem: Problem) -> list[tuple[str, ...]]:
     return [aligned, *(aligned[:j] + (_flip(aligned[j]),) + aligned[j + 1:] for j in range(len(aligned)))]
 
 
-def trace_logprobs(model, tokenizer, problems: Sequence[Problem], batch_size: int = 32) -> list[dict[tuple, tuple]]:
+def trace_logprobs(model, tokenizer, problems: Sequence[Problem], batch_size: int = 32,
+                   style: PromptStyle | str = "bare") -> list[dict[tuple, tuple]]:
     """Per problem, ``{strategies: (log-probability, tokens)}`` of each candidate trace (:func:`_candidates`) as the
-    response: the prompt as generation renders it, the trace through its end-of-turn token, the tokens an SFT
-    example labels (:func:`trainers.sft.sft_example`), summed in float32."""
+    response: the prompt (in ``style``) as generation renders it, the trace through its end-of-turn token, the
+    tokens an SFT example labels (:func:`trainers.sft.sft_example`), summed in float32."""
     import torch
 
     from .sft import sft_example
 
-    jobs = [(i, c, sft_example(tokenizer, render_prompt(p), write_trace(p, list(c))))
+    jobs = [(i, c, sft_example(tokenizer, render_prompt(p, style), write_trace(p, list(c))))
             for i, p in enumerate(problems) for c in _candidates(p)]
     out: list[dict[tuple, tuple]] = [{} for _ in problems]
     device = next(model.parameters()).device
@@ -111,14 +112,15 @@ def preference(problems: Sequence[Problem], logprobs: Sequence[dict[tuple, tuple
     return out
 
 
-def profiles(problems: Sequence[Problem], samples: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
+def profiles(problems: Sequence[Problem], samples: Sequence[Sequence[str]],
+             answer_mode: str = "strict") -> list[dict[str, Any]]:
     """Each probe problem's sampled responses by strategy: ``{"kind", "num_steps", "n", "strategies": {s: [n,
-    correct]}}`` (the verifier's labels and verdicts)."""
+    correct]}}`` (the verifier's labels and verdicts, in ``answer_mode``)."""
     out = []
     for p, texts in zip(problems, samples, strict=True):
         by: dict[str, list[int]] = {}
         for t in texts:
-            v = verify(p, t)
+            v = verify(p, t, answer_mode)
             counts = by.setdefault(v.strategy, [0, 0])
             counts[0] += 1
             counts[1] += int(v.correct)

@@ -213,14 +213,14 @@ class RLRun:
         for name, problems in self.eval_sets.items():
             max_new = self.cfg.eval_max_new_tokens or self.cfg.max_completion_length
             records = greedy_records(model, self.tokenizer, share(problems), max_new, self.cfg.eval_batch_size,
-                                     engine=engine)
+                                     engine=engine, style=self.cfg.style(), answer_mode=self.cfg.answer_mode)
             records = self._gather(records)
             reports[name] = {"max_new_tokens": max_new, "greedy": summarize(records)}
             flat.update(flatten(reports[name]["greedy"], name))
             if self.cfg.eval_teacher_forced:
                 mine = share(problems)
                 found = self._gather(list(zip(mine, trace_logprobs(model, self.tokenizer, mine,
-                                                                   self.cfg.eval_batch_size))))
+                                                                   self.cfg.eval_batch_size, self.cfg.style()))))
                 flat.update(preference([p for p, _ in found], [lp for _, lp in found], f"{name}/teacher_forced"))
         if self.probe_set and step is not None:
             flat.update(self._probe(step, model, share))
@@ -251,10 +251,11 @@ class RLRun:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.cfg.seed + step)
             texts = [[c.text for c in cs] for cs in generate(
-                model, self.tokenizer, [render_prompt(p) for p in mine], num_samples=self.cfg.probe_samples,
+                model, self.tokenizer, [render_prompt(p, self.cfg.style()) for p in mine],
+                num_samples=self.cfg.probe_samples,
                 temperature=self.cfg.temperature, top_p=self.cfg.top_p, max_new_tokens=self.cfg.max_completion_length,
                 batch_size=self.cfg.eval_batch_size)]
-        found = self._gather(profiles(mine, texts))
+        found = self._gather(profiles(mine, texts, self.cfg.answer_mode))
         if self.first_profiles is None:
             self.first_profiles = found
         if self.is_main:

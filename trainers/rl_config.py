@@ -14,8 +14,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable
 
-from ffreason_env import ENV_IDS, ProblemConfig
+from ffreason_env import ENV_IDS, ProblemConfig, PromptStyle
 from ffreason_env.config import check_int
+from ffreason_env.lenient import MODES
 
 from .presets import DEFAULT_PRESET
 
@@ -47,6 +48,16 @@ class RLRunConfig:
     """Reward: subtract this for a response outside the grammar."""
     process_weight: float = 0.0
     """Reward: add this times the fraction of correct steps."""
+    prompt_style: str = "bare"
+    """How the questions are put (the environment's argument): bare (the study's), instructed (the answer grammar
+    first) or few_shot (solved examples first); evaluations and probes put theirs the same way."""
+    shots: int = 2
+    """few_shot: solved examples before each question."""
+    shot_strategy: str = "aligned"
+    """few_shot: the examples' strategy (aligned, misaligned, forward, backward)."""
+    answer_mode: str = "strict"
+    """How responses are read (the environment's ``answer_mode``): strict (the study's) or lenient
+    (``ffreason_env.lenient``, for models never trained on the grammar), in training and in evaluations."""
     prompts: int = 1024
     """Distinct training problems (items 0..prompts-1 of the env's stream); the study used 1024."""
     prompt_seed: int = 1
@@ -122,6 +133,10 @@ class RLRunConfig:
     def __post_init__(self) -> None:
         self.eval_ranges = tuple(tuple(r) for r in self.eval_ranges)  # YAML gives lists
 
+    def style(self) -> PromptStyle:
+        """The :class:`~ffreason_env.PromptStyle` of ``prompt_style``, ``shots`` and ``shot_strategy``."""
+        return PromptStyle(self.prompt_style, self.shots, self.shot_strategy)
+
     def batch(self, num_processes: int) -> int:
         """Completions of one optimizer step over all processes."""
         return self.per_device_train_batch_size * num_processes
@@ -162,6 +177,9 @@ class RLRunConfig:
                      "min_budget_ratio"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)!r}")
+        self.style()
+        if self.answer_mode not in MODES:
+            raise ValueError(f"answer_mode: expected one of {MODES}, got {self.answer_mode!r}")
         for r in self.eval_ranges:
             if len(r) != 2 or not 1 <= r[0] <= r[1]:
                 raise ValueError(f"eval_ranges: each range is (min_steps, max_steps) with 1 <= min <= max, got {r}")
