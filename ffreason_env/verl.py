@@ -14,13 +14,14 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable, Iterator
 
-from .atomic import atomic_path
-from .config import ProblemConfig
-from .export import rl_records
-from .problem import Problem
-from .prompts import PromptStyle
-from .rewards import RewardSpec, process_score
-from .verifier import LABELS, verify
+# absolute imports: verl loads a reward function's file by its path, as a module outside any package
+from ffreason_env.atomic import atomic_path
+from ffreason_env.config import ProblemConfig
+from ffreason_env.export import rl_records
+from ffreason_env.problem import Problem
+from ffreason_env.prompts import PromptStyle
+from ffreason_env.rewards import RewardSpec, process_score
+from ffreason_env.verifier import LABELS, verify
 
 __all__ = ["DATA_SOURCE_PREFIX", "SCORE_KEYS", "verl_records", "write_parquet", "compute_score"]
 
@@ -72,7 +73,8 @@ def compute_score(data_source: str, solution_str: str, ground_truth: str, extra_
     ``format_penalty`` / ``process_weight`` are the env's reward options (verl passes them through
     ``reward.custom_reward_function.reward_kwargs``). A row of another data source (a mixed dataset) is handed
     on to verl's own ``default_compute_score`` and returned under the same keys with ``ffreason`` 0.0 (its
-    ``acc`` and ``pred`` where verl gives them), so one ffreason reward function serves a mixed run.
+    ``acc`` and ``pred`` where verl gives them; a bare score is also its ``acc``), so one ffreason reward function
+    serves a mixed run.
     """
     if not str(data_source).startswith(DATA_SOURCE_PREFIX):
         return _foreign(data_source, solution_str, ground_truth, extra_info, **kwargs)
@@ -101,6 +103,6 @@ def _foreign(data_source: str, solution_str: str, ground_truth: str, extra_info:
     out["pred"] = ""
     if isinstance(found, dict):
         out.update({k: found[k] for k in ("score", "acc", "pred") if k in found})
-    else:
-        out["score"] = float(found)
+    else:  # verl's rule-based scorers give 1.0 / 0.0: the score is the accuracy
+        out["score"] = out["acc"] = float(found)
     return out

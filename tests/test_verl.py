@@ -59,7 +59,7 @@ def test_a_foreign_row_is_handed_to_verls_default_score_under_the_same_keys(monk
     gsm = compute_score("openai/gsm8k", "#### 7", "7", None)
     assert tuple(ours) == tuple(dapo) == tuple(gsm) == SCORE_KEYS  # one list per key over a mixed batch
     assert (dapo["score"], dapo["acc"], dapo["pred"], dapo["ffreason"]) == (0.5, True, "42", 0.0)
-    assert (gsm["score"], gsm["pred"], gsm["strategy_unknown"]) == (1.0, "", 0.0)
+    assert (gsm["score"], gsm["acc"], gsm["pred"], gsm["strategy_unknown"]) == (1.0, 1.0, "", 0.0)
     assert calls[0] == ("math_dapo", "42", "42", {"index": 3}, {})
 
 
