@@ -23,13 +23,6 @@ from .stages import RLStage
 __all__ = ["probe_views", "probe_section"]
 
 
-def _eval_prefix(stage: RLStage) -> str:
-    """The validation set of the RL data's steps (the first set when they are not one of them)."""
-    p = stage.config.problem
-    names = [f"{lo}-{hi}" for lo, hi in stage.config.eval_ranges]
-    return f"eval_{f'{p.min_steps}-{p.max_steps}' if f'{p.min_steps}-{p.max_steps}' in names else names[0]}"
-
-
 def probe_views(logs: Logs, stage: RLStage) -> dict:
     """What is known of one RL run's probes: ``preference`` ({step: {kind: share}}), ``transitions``,
     ``pass_at_k`` ({"before"|"after": table}), ``signal`` ({step: train metrics}), each with its source."""
@@ -40,13 +33,12 @@ def probe_views(logs: Logs, stage: RLStage) -> dict:
         with open(path, encoding="utf-8") as f:
             analysis = json.load(f)
     evals, train = logs.metrics(stage)
-    prefix = f"{_eval_prefix(stage)}/teacher_forced"
+    prefix = "probe/teacher_forced"
     logged = {s: {k: m[f"{prefix}/{k}/prefers_aligned"] for k in KINDS if f"{prefix}/{k}/prefers_aligned" in m}
               for s, m in evals.items()}
     logged = {s: v for s, v in logged.items() if v}
     if logged:
-        out["preference"] = (logged, f"logged: {prefix.split('/')[0][5:]}-step validation set, "
-                                     f"{stage.config.eval_n} problems")
+        out["preference"] = (logged, f"logged: probe set, {stage.config.probe_n} problems")
     elif analysis:
         out["preference"] = ({c["step"]: {k: c["teacher_forced"][f"teacher_forced/{k}/prefers_aligned"]
                                           for k in KINDS if f"teacher_forced/{k}/prefers_aligned" in c["teacher_forced"]}

@@ -1,8 +1,8 @@
 """What the strategy probes add to an RL run at a preset's defaults (the issue's bound: at most 15% slower).
 
 One process, one model, side by side: an evaluation of the preset's validation sets with no probe, the same
-with the teacher-forced preference alone, the probe set's sampling alone, and both; and the seconds per GRPO
-step (which compute the group signal in every run). The run's cost follows from the preset's schedule:
+with the probe set sampled, and with the probe set sampled and teacher-forced (the default); and the seconds
+per GRPO step (which compute the group signal in every run). The run's cost follows from the preset's schedule:
 ``evaluations x probe seconds / (steps x step seconds + evaluations x evaluation seconds)``.
 """
 
@@ -42,8 +42,7 @@ def _run(work, init, repeats, threads, preset, eval_n, train_steps) -> dict:
     defaults = from_layers("grpo", *presets.section(preset, "rl", "grpo"), {"preset": preset, "init": model,
                                                                              "out": f"{work}/defaults"})
     trainer = make_trainer(cfg)
-    arms = {"greedy": (False, 0), "teacher_forced": (True, 0), "probe_set": (False, defaults.probe_n),
-            "both": (True, defaults.probe_n)}
+    arms = {"greedy": (False, 0), "probe_set": (False, defaults.probe_n), "both": (True, defaults.probe_n)}
     seconds: dict[str, list[float]] = {arm: [] for arm in arms}
     step = 0
     for _ in range(repeats):
@@ -60,7 +59,7 @@ def _run(work, init, repeats, threads, preset, eval_n, train_steps) -> dict:
     res["step"] = summary(steps)
     evaluations = len(range(0, defaults.max_steps, defaults.eval_every)) + 1 if defaults.eval_every else 0
     run_seconds = defaults.max_steps * res["step"]["median"] + evaluations * res["greedy"]["median"]
-    for arm in ("teacher_forced", "probe_set", "both"):
+    for arm in ("probe_set", "both"):
         res[f"run_overhead_{arm}"] = evaluations * (res[arm]["median"] - res["greedy"]["median"]) / run_seconds
     res["settings"] = {"init": init or f"a fresh (untrained) {preset} model", "preset": preset, "threads": threads,
                        "repeats": repeats, "eval_n": cfg.eval_n, "eval_ranges": [list(r) for r in cfg.eval_ranges],
@@ -81,17 +80,15 @@ def table(res: dict) -> str:
     s = res["settings"]
     rows = ["| one evaluation | seconds (median) | min | max |", "|---|---|---|---|"]
     for arm, label in (("greedy", "greedy decoding of the validation sets, no probe"),
-                       ("teacher_forced", "+ teacher-forced preference"),
-                       ("probe_set", f"+ probe set ({s['probe_n']} problems x {s['probe_samples']} samples)"),
-                       ("both", "+ both (the default)")):
+                       ("probe_set", f"+ probe set sampled ({s['probe_n']} problems x {s['probe_samples']} samples)"),
+                       ("both", "+ probe set sampled and teacher-forced (the default)")):
         b = res[arm]
         rows.append(f"| {label} | {b['median']:.2f} | {b['min']:.2f} | {b['max']:.2f} |")
     b = res["step"]
     rows += [f"| one GRPO step (group signal included) | {b['median']:.2f} | {b['min']:.2f} | {b['max']:.2f} |", "",
              f"A default run ({s['max_steps']} steps, {s['evaluations']} evaluations) is "
-             f"**{100 * res['run_overhead_both']:.1f}%** slower with both probes "
-             f"(teacher-forced {100 * res['run_overhead_teacher_forced']:.1f}%, probe set "
-             f"{100 * res['run_overhead_probe_set']:.1f}%).",
+             f"**{100 * res['run_overhead_both']:.1f}%** slower with the probes "
+             f"({100 * res['run_overhead_probe_set']:.1f}% with the probe set sampled alone).",
              f"{s['preset'].capitalize()} preset, model: {s['init']}; {s['eval_n']} problems per validation set "
              f"({', '.join('-'.join(map(str, r)) for r in s['eval_ranges'])} steps), RL data "
              f"{s['problem']['min_steps']}-{s['problem']['max_steps']} steps, budget {s['max_completion_length']} "

@@ -102,11 +102,11 @@ def test_trainer_overhead(tmp_path):
 
 def test_probe_cost(tmp_path):
     res, md = _run(probe_cost, "probe_cost", tmp_path, "--preset", "micro", "--repeats", "1", "--train-steps", "3")
-    assert all(res[arm]["n"] == 1 for arm in ("greedy", "teacher_forced", "probe_set", "both")) and res["step"]["n"] == 2
+    assert all(res[arm]["n"] == 1 for arm in ("greedy", "probe_set", "both")) and res["step"]["n"] == 2
     s = res["settings"]
     want = s["evaluations"] * (res["both"]["median"] - res["greedy"]["median"]) / (
         s["max_steps"] * res["step"]["median"] + s["evaluations"] * res["greedy"]["median"])
-    assert res["run_overhead_both"] == pytest.approx(want) and "slower with both probes" in md
+    assert res["run_overhead_both"] == pytest.approx(want) and "slower with the probes" in md
 
 
 def test_sft_plateau(tmp_path):

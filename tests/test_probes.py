@@ -153,8 +153,9 @@ def test_an_rl_run_logs_every_probe_and_samples_for_training_what_it_would_witho
             sum(c for p in profs for _, c in p["strategies"].values()) / (3 * 4))
         change = m["probe/all/selection"] + m["probe/all/improvement"]
         assert change == pytest.approx(m["probe/all/accuracy"] - evals[0]["probe/all/accuracy"])
-        assert {k for k in m if "/teacher_forced/" in k} >= {
-            f"eval_2-3/teacher_forced/{kind}/{x}" for kind in ("evaluation", "inversion")
+        kinds = {p["kind"] for p in profs}
+        assert {k for k in m if "/teacher_forced/" in k} == {
+            f"probe/teacher_forced/{kind}/{x}" for kind in kinds
             for x in ("prefers_aligned", "log_ratio", "log_ratio_per_token")}
     assert evals[0]["probe/all/selection"] == 0 and evals[0]["probe/all/switched"] == 0
     train = [m for m in _lines(tmp_path / "on" / "metrics.jsonl") if m["phase"] == "train" and "train/accuracy" in m]
@@ -203,7 +204,7 @@ def test_analyze_probes_every_checkpoint_and_the_report_shows_what_it_wrote(tmp_
     assert _row(passk, "FB", "6-9", "all")[3:5] == [f"{_pct(before['all']['any']['1'])} -> {_pct(after['all']['any']['1'])}",
                                                     f"{_pct(before['all']['any']['4'])} -> {_pct(after['all']['any']['4'])}"]
     evals = [m for m in _lines(os.path.join(run, "metrics.jsonl")) if m["phase"] == "eval"]  # logged during RL
-    key = "eval_6-9/teacher_forced/{}/prefers_aligned"
+    key = "probe/teacher_forced/{}/prefers_aligned"
     pref = section.split("### Teacher-forced")[1].split("###")[0]
     assert _row(pref, "FB", "6-9")[2:4] == [f"{_pct(evals[0].get(key.format(k)))} -> {_pct(evals[-1].get(key.format(k)))}"
                                             for k in ("evaluation", "inversion")]

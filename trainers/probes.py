@@ -60,8 +60,9 @@ def trace_logprobs(model, tokenizer, problems: Sequence[Problem], batch_size: in
 
     from .sft import sft_example
 
-    jobs = [(i, c, sft_example(tokenizer, render_prompt(p, style), write_trace(p, list(c))))
-            for i, p in enumerate(problems) for c in _candidates(p)]
+    jobs = sorted(((i, c, sft_example(tokenizer, render_prompt(p, style), write_trace(p, list(c))))
+                   for i, p in enumerate(problems) for c in _candidates(p)),
+                  key=lambda job: len(job[2]["input_ids"]))  # a search trace is many times a direct one: batch alike
     out: list[dict[tuple, tuple]] = [{} for _ in problems]
     device = next(model.parameters()).device
     was_training = model.training

@@ -198,7 +198,6 @@ class RLRun:
         adapter merged into a copy, or through the trainer's vLLM engine, :meth:`eval_engine`) and the main process
         summarizes them all."""
         from .evaluation import flatten, greedy_records, summarize
-        from .probes import preference, trace_logprobs
 
         engine, share = self.eval_engine()
         policy = model if model is not None else self.model
@@ -217,11 +216,6 @@ class RLRun:
             records = self._gather(records)
             reports[name] = {"max_new_tokens": max_new, "greedy": summarize(records)}
             flat.update(flatten(reports[name]["greedy"], name))
-            if self.cfg.eval_teacher_forced:
-                mine = share(problems)
-                found = self._gather(list(zip(mine, trace_logprobs(model, self.tokenizer, mine,
-                                                                   self.cfg.eval_batch_size, self.cfg.style()))))
-                flat.update(preference([p for p, _ in found], [lp for _, lp in found], f"{name}/teacher_forced"))
         if self.probe_set and step is not None:
             flat.update(self._probe(step, model, share))
         if was_training:
@@ -241,12 +235,19 @@ class RLRun:
     def _probe(self, step: int, model, share) -> dict[str, float]:
         """Sample the probe set as training samples are (temperature, top-p, budget), under a random state of its
         own, so a run's training samples are those of the same run without probes; log the profiles to
-        ``probes.jsonl`` and return their metrics against the first evaluation's."""
+        ``probes.jsonl`` and return their metrics against the first evaluation's, with the probe set's
+        teacher-forced preference (``probe/teacher_forced/...``)."""
         import torch
 
         from .generation import generate
+        from .probes import preference, trace_logprobs
 
         mine = share(self.probe_set)
+        out: dict[str, float] = {}
+        if self.cfg.eval_teacher_forced:
+            found = self._gather(list(zip(mine, trace_logprobs(model, self.tokenizer, mine, self.cfg.eval_batch_size,
+                                                               self.cfg.style()))))
+            out = preference([p for p, _ in found], [lp for _, lp in found], "probe/teacher_forced")
         devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.cfg.seed + step)
@@ -260,7 +261,7 @@ class RLRun:
             self.first_profiles = found
         if self.is_main:
             self.probes.write(step, "probe", {"profiles": found})
-        return probe_metrics(self.first_profiles, found)
+        return {**out, **probe_metrics(self.first_profiles, found)}
 
     def eval_engine(self):
         """``(engine, share)``: the greedy decoder of evaluations (None: the model's own) and the part of a

@@ -116,9 +116,10 @@ class RLRunConfig:
     """Generation budget of the evaluations; 0: ``max_completion_length``, the budget the policy trains under
     (a search that does not fit it fails in evaluation as in training; ``ffreason eval`` has no such cap)."""
     eval_teacher_forced: bool = True
-    """At every evaluation, also the log-probability of each strategy's reference trace on every validation problem
-    (``eval_{lo}-{hi}/teacher_forced/...``, trainers/probes.py): which strategy the model prefers, without
-    sampling."""
+    """At every evaluation, also the log-probability of each strategy's reference trace on every problem of the
+    probe set (``probe/teacher_forced/...``, trainers/probes.py): which strategy the model prefers, without
+    sampling. On the probe set, not the validation sets: the search traces are long, and scoring them on two
+    100-problem sets made a tiny evaluation 9x slower (``python -m benchmarks probe_cost``)."""
     probe_n: int = 32
     """Problems of the probe set (the first of the validation stream of the RL data's steps, labels from 1),
     sampled ``probe_samples`` times at every evaluation as training samples are: per-problem strategy transitions
