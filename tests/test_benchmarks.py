@@ -14,7 +14,7 @@ from benchmarks import (budget, common, env_throughput, gpu_smoke, probe_cost, r
                         verify_scaling)
 
 DOCS = pathlib.Path(common.DOCS)
-PERFORMANCE = ("env_throughput", "verify_scaling", "roofline", "trainer_overhead")
+PERFORMANCE = ("env_throughput", "verify_scaling", "roofline", "trainer_overhead", "probe_cost")
 """The benchmarks whose tables docs/performance.md shows."""
 
 
