@@ -276,11 +276,11 @@ class _FakeVLLM:
 
         self.mode, self.answer, self.calls, self.synced = mode, answer, [], 0
         outputs = lambda prompts, params, use_tqdm: [  # noqa: E731
-            SimpleNamespace(outputs=[SimpleNamespace(token_ids=answer)]) for _ in prompts]
+            SimpleNamespace(outputs=[SimpleNamespace(token_ids=answer)] * params["n"]) for _ in prompts]
         self.llm = SimpleNamespace(generate=lambda prompts, params, use_tqdm: (self.calls.append((prompts, params)),
                                                                                outputs(prompts, params, use_tqdm))[1])
-        self.vllm_client = SimpleNamespace(generate=lambda prompts, **kw: (self.calls.append((prompts, kw)),
-                                                                           {"completion_ids": [answer] * len(prompts)})[1])
+        self.vllm_client = SimpleNamespace(generate=lambda prompts, **kw: (
+            self.calls.append((prompts, kw)), {"completion_ids": [answer] * (len(prompts) * kw["n"])})[1])
 
     def sync_weights(self):
         self.synced += 1
@@ -313,6 +313,13 @@ def test_evaluation_through_the_trainers_vllm_engine_is_greedy_after_a_weight_sy
     assert sorted(prompts) == sorted(tok(chat_prompt(tok, fe.render_prompt(p)), add_special_tokens=False)["input_ids"]
                                      for p in problems)
     assert records[0][1].correct and records[0][2] == len(answer)
+    from trainers.generation import generate
+
+    sampled = generate(None, tok, [fe.render_prompt(p) for p in problems], num_samples=4, temperature=0.7, top_p=0.9,
+                       max_new_tokens=40, engine=vllm_engine(fake))  # the probe set's sampling, through the engine
+    assert [len(cs) for cs in sampled] == [4, 4, 4] and fe.verify(problems[0], sampled[0][3].text).correct
+    params = fake.calls[-1][1]
+    assert (params["n"], params["temperature"], params["top_p"], params["top_k"]) == (4, 0.7, 0.9, 0)
 
 
 def test_each_process_evaluates_every_nth_problem():

@@ -65,21 +65,24 @@ def generate_ids(model, input_ids, attention_mask, *, max_new_tokens: int, eos_t
 
 
 def vllm_engine(vllm_generation):
-    """A greedy ``engine`` for :func:`generate` from TRL's vLLM generator (``GRPOTrainer.vllm_generation``), its
-    weights first synced with the policy: a colocated engine generates each process's prompts, a ``trl vllm-serve``
-    server those of the main process (its client lives there). Penalties and truncations off, as in training."""
+    """An ``engine`` for :func:`generate` from TRL's vLLM generator (``GRPOTrainer.vllm_generation``), its weights
+    first synced with the policy: a colocated engine generates each process's prompts, a ``trl vllm-serve`` server
+    those of the main process (its client lives there). Greedy unless asked to sample; penalties and truncations
+    off, as in training."""
     vllm_generation.sync_weights()
-    greedy = dict(n=1, temperature=0.0, top_p=1.0, top_k=0, repetition_penalty=1.0)
 
-    def complete(prompt_ids: list[list[int]], max_new_tokens: int) -> list[list[int]]:
+    def complete(prompt_ids: list[list[int]], max_new_tokens: int, n: int = 1, temperature: float = 0.0,
+                 top_p: float = 1.0) -> list[list[int]]:
+        """``n`` completions per prompt, prompt by prompt."""
+        params = dict(n=n, temperature=temperature, top_p=top_p, top_k=0, repetition_penalty=1.0)
         if vllm_generation.mode == "server":
-            out = vllm_generation.vllm_client.generate(prompts=prompt_ids, max_tokens=max_new_tokens, **greedy)
+            out = vllm_generation.vllm_client.generate(prompts=prompt_ids, max_tokens=max_new_tokens, **params)
             return [list(ids) for ids in out["completion_ids"]]
         from vllm import SamplingParams
 
         outputs = vllm_generation.llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids],
-                                               SamplingParams(max_tokens=max_new_tokens, **greedy), use_tqdm=False)
-        return [list(o.outputs[0].token_ids) for o in outputs]
+                                               SamplingParams(max_tokens=max_new_tokens, **params), use_tqdm=False)
+        return [list(c.token_ids) for o in outputs for c in o.outputs]
 
     return complete
 
@@ -110,9 +113,10 @@ def generate(
     """``num_samples`` completions per prompt (greedy when ``temperature == 0``), in prompt order.
 
     Prompts are batched longest first to waste little padding; ``batch_size``
-    counts sequences (prompts x samples). ``engine`` (greedy only): a function of
-    ``(prompt token ids, max_new_tokens)`` that returns the completions' token
-    ids, such as :func:`vllm_engine`'s, used in place of ``model``.
+    counts sequences (prompts x samples). ``engine``: a function of
+    ``(prompt token ids, max_new_tokens, num_samples, temperature, top_p)``
+    that returns the completions' token ids, prompt by prompt, such as
+    :func:`vllm_engine`'s, used in place of ``model``.
     """
     from tqdm.auto import tqdm
 
@@ -120,8 +124,6 @@ def generate(
         raise ValueError(f"num_samples: expected >= 1, got {num_samples}")
     if temperature == 0.0 and num_samples > 1:
         raise ValueError("num_samples: greedy decoding (temperature 0) gives one completion per prompt")
-    if engine is not None and temperature != 0.0:
-        raise ValueError("engine: only greedy decoding (temperature 0) goes through an engine")
     if not prompts:  # a process whose share of an evaluation is empty
         return []
     encoded = tokenizer([chat_prompt(tokenizer, p) for p in prompts], add_special_tokens=False)["input_ids"]
@@ -139,7 +141,7 @@ def generate(
         for start in range(0, len(order), per_batch):
             idx = order[start : start + per_batch]
             if engine is not None:
-                new = engine([encoded[i] for i in idx], max_new_tokens)
+                new = engine([encoded[i] for i in idx], max_new_tokens, num_samples, temperature, top_p)
             else:
                 enc = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
                 enc = {k: v.to(device) for k, v in enc.items()}

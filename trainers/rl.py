@@ -217,7 +217,7 @@ class RLRun:
             reports[name] = {"max_new_tokens": max_new, "greedy": summarize(records)}
             flat.update(flatten(reports[name]["greedy"], name))
         if self.probe_set and step is not None:
-            flat.update(self._probe(step, model, share))
+            flat.update(self._probe(step, model, share, engine))
         if was_training:
             policy.train()
         if step is not None:
@@ -232,8 +232,9 @@ class RLRun:
 
         return gather_object(items)
 
-    def _probe(self, step: int, model, share) -> dict[str, float]:
-        """Sample the probe set as training samples are (temperature, top-p, budget), under a random state of its
+    def _probe(self, step: int, model, share, engine=None) -> dict[str, float]:
+        """Sample the probe set as training samples are (temperature, top-p, budget), through the evaluation's
+        ``engine`` (the trainer's vLLM where it generates with it) or ``model``, under a random state of its
         own, so a run's training samples are those of the same run without probes; log the profiles to
         ``probes.jsonl`` and return their metrics against the first evaluation's, with the probe set's
         teacher-forced preference (``probe/teacher_forced/...``)."""
@@ -255,7 +256,7 @@ class RLRun:
                 model, self.tokenizer, [render_prompt(p, self.cfg.style()) for p in mine],
                 num_samples=self.cfg.probe_samples,
                 temperature=self.cfg.temperature, top_p=self.cfg.top_p, max_new_tokens=self.cfg.max_completion_length,
-                batch_size=self.cfg.eval_batch_size)]
+                batch_size=self.cfg.eval_batch_size, engine=engine)]
         found = self._gather(profiles(mine, texts, self.cfg.answer_mode))
         if self.first_profiles is None:
             self.first_profiles = found
@@ -264,7 +265,7 @@ class RLRun:
         return {**out, **probe_metrics(self.first_profiles, found)}
 
     def eval_engine(self):
-        """``(engine, share)``: the greedy decoder of evaluations (None: the model's own) and the part of a
+        """``(engine, share)``: the decoder of evaluations and probes (None: the model's own) and the part of a
         validation set this process decodes (its slice of every ``num_processes``-th problem)."""
         rank, n = self.rank, self.num_processes
         return None, lambda problems: list(problems)[rank::n]
