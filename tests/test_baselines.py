@@ -238,7 +238,8 @@ def test_report_is_rebuilt_from_the_logged_metrics_alone(selection_run, tmp_path
         original = f.read().replace(selection_run, copy)
     with open(os.path.join(copy, "report.md")) as f:
         assert f.read() == original
-    assert len(os.listdir(os.path.join(copy, "plots"))) == 3
+    plots = sorted(os.listdir(os.path.join(copy, "plots")))
+    assert plots == sorted(os.listdir(os.path.join(selection_run, "plots"))) and "strategy_probes.png" in plots
     assert "| B |" in capsys.readouterr().out
 
 
