@@ -17,7 +17,7 @@ from ffreason_env import ALIGNED, read_jsonl
 from trainers.probes import PROBES_FILE, transitions
 
 from .analyze import ANALYSIS_FILE
-from .report import KINDS, NA, Logs, _pct, _pyplot, _save, table
+from .report import KINDS, NA, Logs, _pct, _pyplot, _save, table, tenth
 from .stages import RLStage
 
 __all__ = ["probe_views", "probe_section"]
@@ -67,9 +67,8 @@ def probe_views(logs: Logs, stage: RLStage) -> dict:
 
 
 def _tenth_mean(signal: dict[int, dict], key: str, first: bool) -> float | None:
-    steps = sorted(signal)
-    width = max(1, len(steps) // 10)
-    vals = [signal[s].get(key, 0.0) for s in (steps[:width] if first else steps[-width:])]
+    """The mean of a logged train metric over the first or the last tenth of the steps (:func:`report.tenth`)."""
+    vals = [m.get(key, 0.0) for m in tenth(list(signal.values()), first)]
     return statistics.fmean(vals) if vals else None
 
 
