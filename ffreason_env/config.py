@@ -11,7 +11,7 @@ from .field import OPS, is_prime
 from .grammar import is_reserved, vocabulary
 from .symbols import SymbolTable, make_symbol_table
 
-__all__ = ["ProblemConfig", "KINDS", "PART_KINDS", "MAX_P", "MAX_STEPS", "MAX_PARTS", "check_int"]
+__all__ = ["ProblemConfig", "PROBLEM_DEFAULTS", "KINDS", "PART_KINDS", "MAX_P", "MAX_STEPS", "MAX_PARTS", "check_int"]
 
 KINDS: tuple[str, ...] = ("evaluation", "inversion", "composition")
 PART_KINDS: tuple[str, ...] = ("evaluation", "inversion")
@@ -165,8 +165,13 @@ class ProblemConfig:
         return cls(**d)
 
 
+
 def _check_symbol(field: str, name: Any) -> None:
     if not isinstance(name, str) or not name or any(c.isspace() for c in name) or not name.isprintable():
         raise ValueError(f"{field}: symbol {name!r} must be a non-empty printable string without whitespace")
     if is_reserved(name):
         raise ValueError(f"{field}: symbol {name!r} collides with a word of the prompt/trace grammar")
+
+
+PROBLEM_DEFAULTS = ProblemConfig()
+"""The settings a config that names none has (the adapters' defaults come from here)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ffreason_env.config import ProblemConfig
+from ffreason_env.config import PROBLEM_DEFAULTS, ProblemConfig
 from ffreason_env.lenient import MODES
 from ffreason_env.problem import Problem, generate
 from ffreason_env.prompts import PromptStyle, render_prompt
@@ -40,12 +40,12 @@ class FFReasonRGConfig:
     curriculum moves, how the question is put and how the response is read, and reasoning-gym's ``seed`` and
     ``size``."""
 
-    min_steps: int = 2
-    max_steps: int = 5
-    problem_types: tuple[str, ...] = ("evaluation", "inversion")
-    p: int = 11
-    min_parts: int = 2
-    max_parts: int = 3
+    min_steps: int = PROBLEM_DEFAULTS.min_steps
+    max_steps: int = PROBLEM_DEFAULTS.max_steps
+    problem_types: tuple[str, ...] = tuple(PROBLEM_DEFAULTS.problem_types)
+    p: int = PROBLEM_DEFAULTS.p
+    min_parts: int = PROBLEM_DEFAULTS.min_parts
+    max_parts: int = PROBLEM_DEFAULTS.max_parts
     prompt_style: str = "instructed"
     """bare (the study's prompt, for models fine-tuned on the grammar), instructed or few_shot: a reasoning-gym
     user brings a model that never saw the grammar, hence the default."""

@@ -17,30 +17,32 @@ from ffreason_env import ENV_IDS, Problem, ProblemConfig, ProblemSet, Verdict
 __all__ = ["env_kwargs", "make_env", "TrainingProblems", "score"]
 
 
-def env_kwargs(cfg) -> dict[str, Any]:
-    """``gymnasium.make`` keyword arguments of an RL config: its problem settings, training stream, reward, prompt
-    style and answer mode.
+def env_kwargs(cfg, problem_config: ProblemConfig | None = None) -> dict[str, Any]:
+    """``gymnasium.make`` keyword arguments of an RL config: its problem settings (or ``problem_config``, a
+    curriculum level's), training stream, reward, prompt style and answer mode.
 
     An env fixed to one kind (``ffreason/Composition-v0``, ...) takes its own kinds when the config keeps the
     default mix."""
-    problem = cfg.problem.to_dict()
+    problem_config = problem_config or cfg.problem
+    problem = problem_config.to_dict()
     fixed = getattr(ENV_IDS.get(cfg.env), "problem_types", None)
-    if fixed is not None and cfg.problem.problem_types == ProblemConfig().problem_types \
-            and cfg.problem.type_weights is None:
+    if fixed is not None and problem_config.problem_types == ProblemConfig().problem_types \
+            and problem_config.type_weights is None:
         del problem["problem_types"], problem["type_weights"]
     return {"problem_seed": cfg.prompt_seed, "format_penalty": cfg.format_penalty,
             "process_weight": cfg.process_weight, "prompt_style": cfg.prompt_style, "shots": cfg.shots,
             "shot_strategy": cfg.shot_strategy, "answer_mode": cfg.answer_mode, **problem}
 
 
-def make_env(cfg):
-    """The run's environment; settings it refuses raise ``ValueError`` with its message."""
+def make_env(cfg, problem_config: ProblemConfig | None = None):
+    """The run's environment (with ``problem_config`` instead of its problem settings, if given); settings it
+    refuses raise ``ValueError`` with its message."""
     import gymnasium as gym
 
     import ffreason_env  # noqa: F401  (registers the ids)
 
     try:
-        return gym.make(cfg.env, **env_kwargs(cfg))
+        return gym.make(cfg.env, **env_kwargs(cfg, problem_config))
     except (TypeError, ValueError) as e:
         raise ValueError(f"problem: {e}") from None
 
@@ -57,6 +59,10 @@ class TrainingProblems:
         u = env.unwrapped
         problems = list(ProblemSet(u.config, u.problem_seed, n))
         return cls(problems, [u.prompt(p) for p in problems])
+
+    def __add__(self, other: "TrainingProblems") -> "TrainingProblems":
+        """Both sets, ``other``'s indices after this one's (a curriculum's levels, one after another)."""
+        return TrainingProblems(self.problems + other.problems, self.prompts + other.prompts)
 
     def rows(self) -> list[dict[str, Any]]:
         """TRL dataset rows: the chat prompt and the index the reward function looks the problem up by."""

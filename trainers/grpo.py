@@ -116,6 +116,7 @@ class GRPORun(RLRun):
             callbacks=[metrics_callback(self.metrics, "train"), tensorboard_callback(self.tb),
                        self._eval_callback()],
         )
+        self.trainer.curriculum = self.curriculum
         self.model = self.trainer.model
 
     def reward_signal(self, indices, kinds, strategies, rewards):
@@ -175,13 +176,26 @@ class GRPORun(RLRun):
 def trainer_class():
     """TRL's GRPOTrainer, sampling through :func:`trainers.decoder.decode` where it covers the model and the
     sampling settings (``vllm``, continuous batching, min-p, repetition penalty and extra generation kwargs keep
-    TRL's path)."""
+    TRL's path), and drawing prompts from a curriculum's current level when it has one."""
     import torch
     from trl import GRPOTrainer
 
     from .decoder import decode, unsupported
 
     class Trainer(GRPOTrainer):
+        curriculum = None
+        """Set by GRPORun: prompts come from the curriculum's current level (trainers/curriculum.py)."""
+
+        def _get_train_sampler(self, dataset=None):
+            if self.curriculum is None:
+                return super()._get_train_sampler(dataset)
+            from .curriculum import CurriculumSampler
+
+            return CurriculumSampler(self.curriculum, mini_repeat_count=self.num_generations,
+                                     batch_size=self.args.generation_batch_size // self.num_generations,
+                                     repeat_count=self.num_iterations * self.args.steps_per_generation,
+                                     seed=self.args.seed)
+
         def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations,
                                   has_tool_images=False):
             model = self.accelerator.unwrap_model(self.model)

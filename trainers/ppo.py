@@ -111,8 +111,9 @@ class PPORun(RLRun):
         checkpoint = last_checkpoint(self.checkpoint_dir) if self.resume_step else None
         if checkpoint:
             self._load_checkpoint(checkpoint)
-        params = [p for p in self.model.parameters() if p.requires_grad] + list(self.value_head.parameters())
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        groups = [{"params": [p for p in self.model.parameters() if p.requires_grad]},
+                  {"params": list(self.value_head.parameters()), "lr": cfg.critic_learning_rate or cfg.learning_rate}]
+        self.optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         warmup = int(cfg.warmup_steps * cfg.max_steps) if cfg.warmup_steps < 1 else int(cfg.warmup_steps)
         self.scheduler = get_scheduler(cfg.lr_scheduler_type, self.optimizer, num_warmup_steps=warmup,
                                        num_training_steps=cfg.max_steps)
@@ -129,17 +130,18 @@ class PPORun(RLRun):
 
     def _indices(self, step: int) -> list[int]:
         """The training problems of optimizer step ``step`` (1-based): passes over the prompt set, each in a seeded
-        order."""
-        n, out = len(self.train_problems.problems), []
+        order (with a curriculum, over its current level's problems)."""
+        n, out = self.cfg.prompts, []
+        offset = self.curriculum.offset() if self.curriculum else 0
         for j in range(self.prompts_per_step):
             g = (step - 1) * self.prompts_per_step + j
-            out.append(self._order(g // n)[g % n])
+            out.append(offset + self._order(g // n)[g % n])
         return out
 
     def _order(self, pass_index: int) -> list[int]:
         """The seeded order of pass ``pass_index`` over the prompts (computed once per pass)."""
         if pass_index not in self._orders:
-            order = list(range(len(self.train_problems.problems)))
+            order = list(range(self.cfg.prompts))
             random.Random(self.cfg.seed * 1_000_003 + pass_index).shuffle(order)
             self._orders = {pass_index: order}
         return self._orders[pass_index]
@@ -228,10 +230,18 @@ class PPORun(RLRun):
                 advantages, returns = advantages.to(device), returns.to(device)
                 if cfg.whiten_advantages:
                     advantages = masked_whiten(advantages, action_mask)
+            kinds, strategies = [self.train_problems.problems[i].kind for i in indices], [v.strategy for v in verdicts]
             per_response = ((advantages * action_mask).sum(1) / action_mask.sum(1).clamp(min=1)).tolist()
-            metrics.update(group_signal([self.train_problems.problems[i].kind for i in indices],
-                                        [v.strategy for v in verdicts], scores, advantages=per_response,
+            metrics.update(group_signal(kinds, strategies, scores, advantages=per_response,
                                         group_size=cfg.num_generations))
+            # the first completion token is where a response commits to its strategy: what reaches it is the signal
+            # for selection (GAE's lam discounts the outcome by lam per token when the critic is flat)
+            first = action_mask.argmax(1)
+            first_advantage = advantages.gather(1, first[:, None]).squeeze(1)
+            metrics.update(group_signal(kinds, strategies, scores, advantages=first_advantage.tolist(),
+                                        prefix="train/first_token"))
+            metrics["advantage/first_token_abs"] = float(first_advantage.abs().mean())
+            metrics["advantage/abs"] = float(masked_mean(advantages.abs(), action_mask))
 
             # 5. ppo_epochs passes of num_mini_batches minibatch updates
             stats: dict[str, list[float]] = {k: [] for k in ("policy_loss", "value_loss", "approx_kl", "clip_fraction",

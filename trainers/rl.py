@@ -129,7 +129,19 @@ class RLRun:
         self.eval_at_start = bool(cfg.eval_every) and self.resume_step % cfg.eval_every == 0 \
             and self.resume_step not in self.logged_eval_steps
         """Evaluate before the first step: always in a fresh run, in a resumed one if that evaluation is due and missing."""
-        self.train_problems = TrainingProblems.from_env(self.env, cfg.prompts)
+        self.curriculum = None
+        """The accuracy-driven curriculum (trainers/curriculum.py) when ``cfg.curriculum`` names levels."""
+        if cfg.curriculum:
+            from .curriculum import Curriculum
+
+            levels = [TrainingProblems.from_env(make_env(cfg, self.problem_config.replace(min_steps=lo, max_steps=hi)),
+                                                cfg.prompts) for lo, hi in cfg.curriculum]
+            self.train_problems = sum(levels[1:], levels[0])
+            self.curriculum = Curriculum(cfg.curriculum, cfg.curriculum_threshold, cfg.curriculum_window, cfg.prompts)
+            if self.resume_step:  # the state the killed run had at its checkpoint, from what it logged
+                self.curriculum.replay(r for _, r in self.metrics.read(self.resume_step))
+        else:
+            self.train_problems = TrainingProblems.from_env(self.env, cfg.prompts)
         eval_base = self.problem_config.replace(max_label_offset=0)
         self.eval_sets = {
             eval_set_name(lo, hi): validation_set(eval_base.replace(min_steps=lo, max_steps=hi), cfg.eval_n)
@@ -175,6 +187,8 @@ class RLRun:
         metrics = flatten(summarize(records), "train")
         metrics.update(self.reward_signal([b[1] for b in batch], [p.kind for p, _, _ in records],
                                           [v.strategy for _, v, _ in records], [b[4] for b in batch]))
+        if self.curriculum:  # every process sees the same gathered batch, so all move at the same step
+            metrics.update(self.curriculum.observe(step, [b[1] for b in batch], metrics["train/accuracy"]))
         return rewards, verdicts, metrics
 
     def reward_signal(self, indices: list[int], kinds: list[str], strategies: list[str],
@@ -283,6 +297,8 @@ class RLRun:
 
         summary: dict[str, Any] = {"algo": type(self.cfg).algo, "steps": steps, "train_seconds": wall,
                                    "seconds_per_step": wall / max(1, steps - self.resume_step), **(extra or {})}
+        if self.curriculum:
+            summary["curriculum"] = self.curriculum.summary()
         if self.cfg.eval_every:  # a run killed after logging this evaluation evaluates again without logging it
             reports = self.evaluate(None if steps in self.logged_eval_steps else steps, model)
             summary["eval"] = {name: r["greedy"]["accuracy"] for name, r in reports.items()}

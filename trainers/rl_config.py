@@ -62,6 +62,17 @@ class RLRunConfig:
     """Distinct training problems (items 0..prompts-1 of the env's stream); the study used 1024."""
     prompt_seed: int = 1
     """The env's problem stream of the training prompts (SFT data uses 0, validation sets 1000003)."""
+    curriculum: tuple[tuple[int, int], ...] = ()
+    """An accuracy-driven curriculum (trainers/curriculum.py): (min_steps, max_steps) ranges of the training
+    problems, easiest first, each with its own ``prompts`` problems; training starts on the first and moves on when
+    the batch accuracy, averaged over the last ``curriculum_window`` batches of the level, reaches
+    ``curriculum_threshold`` (``train/curriculum/level`` in metrics.jsonl). The budget, the probe set and the
+    validation sets still follow ``problem``: set its range to the hardest level's. Empty: ``problem``'s range
+    throughout."""
+    curriculum_threshold: float = 0.5
+    """The batch accuracy that moves the curriculum to its next level."""
+    curriculum_window: int = 5
+    """Batches of a level whose mean accuracy is compared with the threshold."""
     max_steps: int = 200
     """Optimizer steps."""
     num_generations: int = 8
@@ -133,6 +144,7 @@ class RLRunConfig:
 
     def __post_init__(self) -> None:
         self.eval_ranges = tuple(tuple(r) for r in self.eval_ranges)  # YAML gives lists
+        self.curriculum = tuple(tuple(r) for r in self.curriculum)
 
     def style(self) -> PromptStyle:
         """The :class:`~ffreason_env.PromptStyle` of ``prompt_style``, ``shots`` and ``shot_strategy``."""
@@ -181,12 +193,22 @@ class RLRunConfig:
         self.style()
         if self.answer_mode not in MODES:
             raise ValueError(f"answer_mode: expected one of {MODES}, got {self.answer_mode!r}")
-        for r in self.eval_ranges:
-            if len(r) != 2 or not 1 <= r[0] <= r[1]:
-                raise ValueError(f"eval_ranges: each range is (min_steps, max_steps) with 1 <= min <= max, got {r}")
+        for name in ("eval_ranges", "curriculum"):
+            for r in getattr(self, name):
+                if len(r) != 2 or not 1 <= r[0] <= r[1]:
+                    raise ValueError(f"{name}: each range is (min_steps, max_steps) with 1 <= min <= max, got {r}")
+        if self.curriculum:
+            check_int("curriculum_window", self.curriculum_window, 1, 2**31 - 1)
+            if not 0 < self.curriculum_threshold <= 1:
+                raise ValueError(f"curriculum_threshold: expected in (0, 1], got {self.curriculum_threshold!r}")
         from .envbridge import make_env
 
         make_env(self)  # an env that refuses the problem settings fails here, with its own message
+        for lo, hi in self.curriculum:
+            try:
+                make_env(self, self.problem.replace(min_steps=lo, max_steps=hi))
+            except ValueError as e:
+                raise ValueError(f"curriculum: level ({lo}, {hi}): {e}") from None
 
     def batch_description(self, num_processes: int) -> str:
         return f"per_device_train_batch_size {self.per_device_train_batch_size} x {num_processes} process(es)"
@@ -264,6 +286,9 @@ class PPORunConfig(RLRunConfig):
     """Clip range of the value update around the rollout's values."""
     vf_coef: float = 0.1
     """Weight of the value loss."""
+    critic_learning_rate: float = 0.0
+    """Learning rate of the value head (0: ``learning_rate``); the trunk it shares with the policy keeps
+    ``learning_rate``."""
     ppo_epochs: int = 2
     """Passes over each batch of rollouts."""
     num_mini_batches: int = 2
@@ -279,7 +304,7 @@ class PPORunConfig(RLRunConfig):
                              f"per_device_train_batch_size {self.per_device_train_batch_size}")
         if not (0 <= self.gamma <= 1 and 0 <= self.lam <= 1):
             raise ValueError(f"gamma/lam: expected in [0, 1], got gamma={self.gamma} lam={self.lam}")
-        for name in ("vf_coef", "cliprange_value"):
+        for name in ("vf_coef", "cliprange_value", "critic_learning_rate"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)!r}")
         super().validate(num_processes)

@@ -56,14 +56,14 @@ class MetricsLog:
         finally:
             os.close(fd)
 
-    def truncate_after(self, step: int) -> list[dict[str, Any]]:
-        """Keep the lines of steps up to ``step`` (a resumed run redoes the later ones), drop a torn last line,
-        rewrite the file atomically and return the kept records. A bad line before the last is an error."""
+    def read(self, up_to: int | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """``(line, record)`` of every whole line (of steps up to ``up_to``), a torn last line dropped. A bad line
+        before the last is an error."""
         if not os.path.exists(self.path):
             return []
         with open(self.path, encoding="utf-8", errors="replace") as f:
             lines = f.readlines()
-        kept, records = [], []
+        out = []
         for n, line in enumerate(lines):
             try:
                 record = json.loads(line) if line.endswith("\n") else None
@@ -74,9 +74,17 @@ class MetricsLog:
                     break  # torn by a kill in the middle of the last write
                 raise ValueError(f"{self.path}:{n + 1}: not a JSON line ({line[:80]!r}); the file was not written by "
                                  f"this run's appends")
-            if record["step"] <= step:
-                kept.append(line)
-                records.append(record)
+            if up_to is None or record["step"] <= up_to:
+                out.append((line, record))
+        return out
+
+    def truncate_after(self, step: int) -> list[dict[str, Any]]:
+        """Keep the lines of steps up to ``step`` (a resumed run redoes the later ones), drop a torn last line,
+        rewrite the file atomically and return the kept records. A bad line before the last is an error."""
+        if not os.path.exists(self.path):
+            return []
+        found = self.read(step)
+        kept, records = [line for line, _ in found], [record for _, record in found]
         with atomic_write(self.path) as f:
             f.writelines(kept)
         return records
