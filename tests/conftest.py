@@ -9,7 +9,7 @@ from hypothesis import settings
 settings.register_profile("ci", max_examples=60, deadline=None)
 settings.load_profile("ci")
 
-SHARED_FIXTURES = ("one_step_run", "selection_run", "qwen_selection")
+SHARED_FIXTURES = ("one_step_run", "fb_one_step_run", "selection_run", "qwen_selection")
 """Fixtures that train or run for a minute: under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``)
 every test using one goes to the same worker, so each is built once."""
 
@@ -70,3 +70,21 @@ def one_step_run(tmp_path_factory):
     )
     summary = run_sft(cfg)
     return out, summary
+
+
+@pytest.fixture(scope="session")
+def fb_one_step_run(tmp_path_factory):
+    """A tiny FB-arm model: both strategies on both kinds of 1-step GF(11) problems, 200 SFT steps (109 s on one
+    thread), shared. Examples are cut at 48 tokens: a direct 1-step trace (11 tokens) is whole, a search (median
+    82-98 tokens) only begun, which is all an FB-like start needs where the RL budget cuts searches anyway."""
+    from ffreason_env import ProblemConfig
+    from trainers.sft import SFTRunConfig, run_sft
+
+    out = str(tmp_path_factory.mktemp("fb_one_step"))
+    cfg = SFTRunConfig(
+        out=out, arm="FB", model_size="tiny", position_coupling=True,
+        problem=ProblemConfig(min_steps=1, max_steps=1),
+        examples=6400, num_train_epochs=1, per_device_train_batch_size=32, learning_rate=1e-3,
+        lr_scheduler_type="constant", warmup_steps=0.0, eval_n=0, logging_steps=50, max_length=48, seed=0,
+    )
+    return out, run_sft(cfg)

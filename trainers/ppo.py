@@ -9,9 +9,10 @@ KL to the initial policy -> GAE -> ``ppo_epochs`` passes of minibatch updates.
 Design choices, all knobs in :class:`~trainers.rl_config.PPORunConfig`:
 
 - **Value function**: a linear head on the policy's last hidden state (one
-  shared trunk). A separate value model would double the cost on CPU; with a
-  shared trunk ``vf_coef`` (default 0.1) keeps the value loss from pulling the
-  policy around.
+  shared trunk, ``critic`` shared), or on a copy of the initial model trained
+  on the value loss alone (``critic`` separate, as verl and OpenRLHF run it:
+  twice the forward passes). With a shared trunk ``vf_coef`` (default 0.1)
+  keeps the value loss from pulling the policy around.
   Its weights start at zero and its bias at the first batch's mean reward:
   a critic at 0 would give every token of an all-correct batch a positive
   GAE advantage that decays with distance from the end, which whitening turns
@@ -20,6 +21,11 @@ Design choices, all knobs in :class:`~trainers.rl_config.PPORunConfig`:
   plus a per-token KL penalty ``-beta * (log pi - log pi_ref)`` to the initial
   policy when ``beta > 0`` (``beta`` is TRL's name for the KL coefficient).
 - **Log-probs** are taken at the sampling temperature, as the samples were drawn.
+- **GAE** with ``gamma`` 1 and ``lam`` 1 by default: the outcome reaches every
+  token, the first ones too, where a response commits to its strategy (with
+  ``lam`` 0.95 and a critic that explains nothing they got a few percent of
+  it; ``advantage/first_token_abs`` and ``train/first_token/...`` log what
+  they get).
 """
 
 from __future__ import annotations
@@ -103,6 +109,9 @@ class PPORun(RLRun):
         self.ref = None
         if cfg.beta > 0 and not cfg.lora:  # with LoRA the reference is the base model with the adapter disabled
             self.ref = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.critic = copy.deepcopy(self.model).train() if cfg.critic == "separate" else None
+        """The value head's trunk when it is not the policy's: a copy of the initial model, trained on the value
+        loss alone."""
         self.value_head = torch.nn.Linear(self.model.config.hidden_size, 1)
         torch.nn.init.zeros_(self.value_head.weight)
         torch.nn.init.zeros_(self.value_head.bias)
@@ -111,8 +120,9 @@ class PPORun(RLRun):
         checkpoint = last_checkpoint(self.checkpoint_dir) if self.resume_step else None
         if checkpoint:
             self._load_checkpoint(checkpoint)
+        critic = list(self.value_head.parameters()) + (list(self.critic.parameters()) if self.critic else [])
         groups = [{"params": [p for p in self.model.parameters() if p.requires_grad]},
-                  {"params": list(self.value_head.parameters()), "lr": cfg.critic_learning_rate or cfg.learning_rate}]
+                  {"params": critic, "lr": cfg.critic_learning_rate or cfg.learning_rate}]
         self.optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         warmup = int(cfg.warmup_steps * cfg.max_steps) if cfg.warmup_steps < 1 else int(cfg.warmup_steps)
         self.scheduler = get_scheduler(cfg.lr_scheduler_type, self.optimizer, num_warmup_steps=warmup,
@@ -147,13 +157,19 @@ class PPORun(RLRun):
         return self._orders[pass_index]
 
     def _forward(self, model, input_ids, attention_mask, with_values: bool):
-        """Per-position log-probs of the next token (at the sampling temperature), entropies, values."""
-        out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=with_values)
+        """Per-position log-probs of the next token (at the sampling temperature), entropies, values (from the
+        policy's last hidden state, or the separate critic's)."""
+        shared = with_values and self.critic is None
+        out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=shared)
         logits = out.logits[:, :-1].float() / self.cfg.temperature
         logp_all = torch.log_softmax(logits, dim=-1)
         logp = logp_all.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
         entropy = -(logp_all.exp() * logp_all).sum(-1)
-        values = self.value_head(out.hidden_states[-1][:, :-1].float()).squeeze(-1) if with_values else None
+        values = None
+        if with_values:
+            hidden = out.hidden_states[-1] if shared else self.critic(
+                input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states[-1]
+            values = self.value_head(hidden[:, :-1].float()).squeeze(-1)
         return logp, entropy, values
 
     # --- the algorithm
@@ -307,6 +323,9 @@ class PPORun(RLRun):
         self.tokenizer.save_pretrained(tmp)
         save_file({k: v.contiguous() for k, v in self.value_head.state_dict().items()},
                   os.path.join(tmp, "value_head.safetensors"))
+        if self.critic is not None:  # a loadable model directory, as the policy's
+            self.critic.save_pretrained(os.path.join(tmp, "critic"))
+            self.tokenizer.save_pretrained(os.path.join(tmp, "critic"))
         torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                     "rng": torch.get_rng_state()}, os.path.join(tmp, "optimizer.pt"))
         write_json(os.path.join(tmp, "trainer_state.json"), {"global_step": step})
@@ -329,3 +348,6 @@ class PPORun(RLRun):
             self.model, _ = load_model(path, device=self.device)
         self.model.train()
         self.value_head.load_state_dict(load_file(os.path.join(path, "value_head.safetensors")))
+        if self.critic is not None:
+            self.critic, _ = load_model(os.path.join(path, "critic"), device=self.device)
+            self.critic.train()
