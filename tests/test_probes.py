@@ -170,7 +170,7 @@ def test_an_rl_run_logs_every_probe_and_samples_for_training_what_it_would_witho
         if algo == "ppo":  # and what reaches each response's first token, where it commits to a strategy
             first = {k.replace("train/first_token/", "train/"): v for k, v in m.items()
                      if k.startswith("train/first_token/")}
-            assert set(first) == set(mass) and m["advantage/first_token_abs"] >= 0
+            assert set(first) == set(mass) and "advantage/first_token_abs" in m
         if algo == "grpo":  # TRL's advantages follow from the logged rewards
             want = group_signal([r["kind"] for r in rows], [r["strategy"] for r in rows], rewards, group_size=4)
             assert mass == pytest.approx({k: v for k, v in want.items() if "/advantage/" in k})

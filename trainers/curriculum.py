@@ -66,8 +66,7 @@ class Curriculum:
         from and its accuracy, as :meth:`observe` saw them."""
         for row in rows:
             if row.get("phase") == "train" and LEVEL in row and float(row[LEVEL]).is_integer():
-                level = int(row[LEVEL])
-                self.observe(row["step"], [level * self.prompts], row[ACCURACY])
+                self.observe(row["step"], [self.offset(int(row[LEVEL]))], row[ACCURACY])  # a batch of that level
 
     def summary(self) -> dict[str, object]:
         """For ``rl_summary.json``: the level reached and the step at which each level began."""

@@ -56,8 +56,8 @@ class MetricsLog:
         finally:
             os.close(fd)
 
-    def read(self, up_to: int | None = None) -> list[tuple[str, dict[str, Any]]]:
-        """``(line, record)`` of every whole line (of steps up to ``up_to``), a torn last line dropped. A bad line
+    def read(self, up_to: int) -> list[tuple[str, dict[str, Any]]]:
+        """``(line, record)`` of every whole line of steps up to ``up_to``, a torn last line dropped. A bad line
         before the last is an error."""
         if not os.path.exists(self.path):
             return []
@@ -74,7 +74,7 @@ class MetricsLog:
                     break  # torn by a kill in the middle of the last write
                 raise ValueError(f"{self.path}:{n + 1}: not a JSON line ({line[:80]!r}); the file was not written by "
                                  f"this run's appends")
-            if up_to is None or record["step"] <= up_to:
+            if record["step"] <= up_to:
                 out.append((line, record))
         return out
 
