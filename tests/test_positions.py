@@ -91,6 +91,31 @@ def test_search_tries_and_composition_parts_do_not_share_positions(tok, coupling
     assert parts == [coupling.part_stride, 2 * coupling.part_stride] * 2  # the prompt's parts, then the trace's
 
 
+@pytest.mark.parametrize("parts", [2, 3])
+def test_a_part_reads_the_result_it_carries_where_a_single_problem_reads_its_given_value(tok, coupling, parts):
+    config = fe.ProblemConfig(min_steps=2, max_steps=5, problem_types=["composition"], min_parts=parts,
+                              max_parts=parts)
+    for index in range(6):
+        problem = fe.generate(config, 3, index)
+        strategies = [fe.STRATEGIES[(index + k) % 2] for k in range(parts)]
+        ids, tokens = encode(tok, problem, strategies)
+        positions = coupling.position_ids(torch.tensor([ids]))[0].tolist()
+        givens = [i + 1 for i, t in enumerate(tokens) if t == "given"]  # each prompt part's xM
+        results = [i for i, t in enumerate(tokens) if t == "result"]  # each trace part's result line
+        assert len(givens) == len(results) == parts
+        for k in range(1, parts):  # the value part k carries sits as "xM = value" would in part k + 1
+            x, value = givens[k], results[k - 1] + 1
+            assert tokens[x + 2] == "\u2581result" and tokens[value] == f"\u2581{problem.symbols.symbol(problem.parts[k - 1].answer)}"
+            assert positions[value] == positions[x] + 2 and positions[value] // coupling.part_stride == k + 1
+        last = results[-1]  # the last part's result carries nothing: it counts on from its line
+        assert positions[last] == positions[last - 1] + 1
+        # a coupling without result ids (a model coupled before the carry) counts on at every result line
+        old = PositionCoupling.from_dict({k: v for k, v in coupling.to_dict().items() if k != "result_ids"})
+        before = old.position_ids(torch.tensor([ids]))[0].tolist()
+        assert all(before[r] == before[r - 1] + 1 for r in results)
+        assert _advanced(coupling, torch.tensor([ids]), None, 3) == positions[3:]
+
+
 def test_left_padding_leaves_positions_unchanged(tok, coupling):
     problem = fe.generate(fe.ProblemConfig(min_steps=4, max_steps=4), 1, 2)
     ids, _ = encode(tok, problem, "backward")

@@ -23,6 +23,12 @@ it), so generation computes them on the fly from what it has generated:
   candidates' lines do not share positions;
 - ``part N`` (a composition's part, at a line start) moves everything by
   ``N * part_stride`` and restarts the count of tries;
+- a part's ``result`` line (``result`` at a line start), when the prompt's
+  next part N + 1 starts from it (``given xM = result of part N``), sits in
+  part N + 1 where a given value would: ``result`` at the positions of that
+  line's ``=``, its value at those of a given value. The next part then reads
+  the value it carries as a single problem reads its given one, at the
+  distances it learnt there, not across a part's varying length;
 - tokens before the first of these (the chat template, the header) keep their
   plain positions.
 """
@@ -37,6 +43,7 @@ __all__ = ["PositionCoupling"]
 
 _NUMBER = re.compile(r"^\u2581?(\d+)$")
 _X = re.compile(r"^\u2581?x(\d+)$")
+_ID_LISTS = ("label_after", "x_after", "part_after", "try_ids", "result_ids")
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,9 @@ class PositionCoupling:
     part_after: tuple[int, ...] = ()
     """a number is a part number when it follows one of these (``part`` at a line start)"""
     try_ids: tuple[int, ...] = ()
+    result_ids: tuple[int, ...] = ()
+    """``result`` at a line start: a part's result, carried to the next part (empty in models coupled before the
+    carry was placed, which keep their positions)"""
     label_stride: int = 24
     given_offset: int = 9
     try_stride: int = 512
@@ -85,14 +95,14 @@ class PositionCoupling:
             return tuple(vocab[w] for w in words if w in vocab)
 
         return cls(numbers=numbers, xs=xs, label_after=label_after, x_after=ids("given", "\u2581given"),
-                   part_after=ids("part"), try_ids=ids("try", "\u2581try"), **strides)
+                   part_after=ids("part"), try_ids=ids("try", "\u2581try"), result_ids=ids("result"), **strides)
 
     def to_dict(self) -> dict:
         """JSON-safe (for a model's config.json)."""
         d = asdict(self)
         d["numbers"] = [[k, v] for k, v in self.numbers.items()]
         d["xs"] = [[k, v] for k, v in self.xs.items()]
-        for key in ("label_after", "x_after", "part_after", "try_ids"):
+        for key in _ID_LISTS:
             d[key] = list(d[key])
         return d
 
@@ -101,17 +111,20 @@ class PositionCoupling:
         d = dict(d)
         d["numbers"] = {int(k): int(v) for k, v in d["numbers"]}
         d["xs"] = {int(k): int(v) for k, v in d["xs"]}
-        for key in ("label_after", "x_after", "part_after", "try_ids"):
-            d[key] = tuple(d[key])
+        for key in _ID_LISTS:
+            if key in d:
+                d[key] = tuple(d[key])
         return cls(**d)
 
     @cached_property
     def _tables(self):
         """Per token id (one slot past the known ids stands for every other token): the number it spells (-1:
-        none), its ``xM`` (-1: none), and whether it is a try, or comes before a label, a given ``xM``, a part."""
+        none), its ``xM`` (-1: none), and whether it is a try, a ``result``, or comes before a label, a given
+        ``xM``, a part."""
         import torch
 
-        size = max([*self.numbers, *self.xs, *self.label_after, *self.x_after, *self.part_after, *self.try_ids]) + 2
+        size = max([*self.numbers, *self.xs, *self.label_after, *self.x_after, *self.part_after, *self.try_ids,
+                    *self.result_ids]) + 2
 
         def table(values: dict[int, int]):
             t = torch.full((size,), -1, dtype=torch.long)
@@ -124,13 +137,19 @@ class PositionCoupling:
             return t
 
         return (table(self.numbers), table(self.xs), member(self.try_ids), member(self.label_after),
-                member(self.x_after), member(self.part_after))
+                member(self.x_after), member(self.part_after), member(self.result_ids))
+
+    @cached_property
+    def _parts(self) -> int:
+        """Part numbers a composition can use (the numbers the vocabulary spells), plus one for the next part."""
+        return max(self.numbers.values(), default=0) + 2
 
     def _flags(self, tables, tokens, prev):
-        """Per token: whether it sets its line's position, the position it sets, and its part number and try."""
+        """Per token: whether it sets its line's position, the position it sets, and whether it is a part number,
+        the number it spells, whether it is a try, a given ``xM`` and its M, and a ``result``."""
         import torch
 
-        numbers, xs, tries_at, before_label, before_x, before_part = tables
+        numbers, xs, tries_at, before_label, before_x, before_part, results = tables
         number = numbers[tokens]
         x = xs[tokens]
         is_label = (number >= 0) & before_label[prev]
@@ -139,7 +158,12 @@ class PositionCoupling:
         is_x = (x >= 0) & before_x[prev]
         anchor = torch.where(is_label, number * self.label_stride,
                              torch.where(is_x, x * self.label_stride + self.given_offset, 0))
-        return is_label | is_x | is_try | is_part, anchor, is_part, number, is_try
+        return is_label | is_x | is_try | is_part, anchor, is_part, number, is_try, is_x, x, results[tokens]
+
+    def _carry_anchor(self, given_m):
+        """The position (within its part) of a ``result`` carried to a part whose given is ``xM``: that of the
+        ``=`` after the ``xM``."""
+        return given_m * self.label_stride + self.given_offset + 1
 
     def _scan(self, input_ids, attention_mask=None):
         """Position ids of a whole ``[batch, seq]`` sequence, and the state :meth:`advance` continues from."""
@@ -150,24 +174,40 @@ class PositionCoupling:
         mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask.long()
         seq = (mask.cumsum(-1) - 1).clamp(min=0)
         prev = torch.cat([torch.zeros_like(tokens[:, :1]), tokens[:, :-1]], dim=1)
-        flagged, anchor, is_part, number, is_try = self._flags(tables, tokens, prev)
+        flagged, anchor, is_part, number, is_try, is_x, x, is_result = self._flags(tables, tokens, prev)
         index = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
 
         def last(flag):  # index of the last flagged token at or before each token (-1: none yet)
             return torch.where(flag, index, -1).cummax(-1).values
 
+        def at_last(flag, values, default=0):  # values at the last flagged token (default: none yet)
+            i = last(flag)
+            return torch.where(i >= 0, values.gather(-1, i.clamp(min=0)), default)
+
+        part_read = at_last(is_part, number)  # the part of the prompt or trace each token is in
+        # the M of each part's given line so far (its latest), and of the next part's at each token
+        slots = torch.arange(self._parts, device=input_ids.device)
+        given_at = torch.where(is_x[..., None] & (part_read[..., None] == slots), index[..., None], -1).cummax(1).values
+        next_part = (part_read + 1).clamp(max=self._parts - 1)
+        next_given = given_at.gather(-1, next_part[..., None]).squeeze(-1)
+        next_m = torch.where(next_given >= 0, x.gather(-1, next_given.clamp(min=0)), -1)
+        is_carry = is_result & (next_m >= 0) & (part_read + 1 < self._parts)
+        flagged = flagged | is_carry
+        anchor = torch.where(is_carry, self._carry_anchor(next_m), anchor)
+        # a carried result moves the positions into the next part, as ``part N + 1`` will
+        moves_part = is_part | is_carry
+        last_move = last(moves_part)
+        part = at_last(moves_part, torch.where(is_carry, part_read + 1, number))
         last_anchor = last(flagged)
         at = last_anchor.clamp(min=0)
         base = anchor.gather(-1, at) - seq.gather(-1, at)  # a line's position minus its token count so far
-        last_part = last(is_part)
-        in_part = last_part >= 0
-        part = torch.where(in_part, number.gather(-1, last_part.clamp(min=0)), 0)
         tries = is_try.long().cumsum(-1)
-        tries = tries - torch.where(in_part, tries.gather(-1, last_part.clamp(min=0)), 0)
+        tries = tries - torch.where(last_move >= 0, tries.gather(-1, last_move.clamp(min=0)), 0)
         anchored = last_anchor >= 0
         positions = torch.where(anchored, part * self.part_stride + tries * self.try_stride + base + seq, seq) * mask
+        given = torch.where(given_at[:, -1] >= 0, x.gather(-1, given_at[:, -1].clamp(min=0)), -1)
         state = {"prev": tokens[:, -1], "seq": seq[:, -1], "anchored": anchored[:, -1], "base": base[:, -1],
-                 "part": part[:, -1], "tries": tries[:, -1]}
+                 "part": part[:, -1], "tries": tries[:, -1], "part_read": part_read[:, -1], "given": given}
         return positions, state
 
     def position_ids(self, input_ids, attention_mask=None):
@@ -186,11 +226,19 @@ class PositionCoupling:
 
         tables = tuple(t.to(tokens.device) for t in self._tables)
         tokens = tokens.clamp(max=len(tables[0]) - 1)
-        flagged, anchor, is_part, number, is_try = self._flags(tables, tokens, state["prev"])
+        flagged, anchor, is_part, number, is_try, is_x, x, is_result = self._flags(tables, tokens, state["prev"])
         seq = state["seq"] + 1
+        part_read = torch.where(is_part, number, state["part_read"])
+        given = state["given"].scatter(1, part_read[:, None],
+                                       torch.where(is_x, x, state["given"].gather(1, part_read[:, None])[:, 0])[:, None])
+        next_m = given.gather(1, (part_read + 1).clamp(max=self._parts - 1)[:, None])[:, 0]
+        is_carry = is_result & (next_m >= 0) & (part_read + 1 < self._parts)
+        flagged = flagged | is_carry
+        anchor = torch.where(is_carry, self._carry_anchor(next_m), anchor)
         base = torch.where(flagged, anchor - seq, state["base"])
         anchored = state["anchored"] | flagged
-        part = torch.where(is_part, number, state["part"])
-        tries = torch.where(is_part, 0, state["tries"]) + is_try.long()
+        part = torch.where(is_part, number, torch.where(is_carry, part_read + 1, state["part"]))
+        tries = torch.where(is_part | is_carry, 0, state["tries"]) + is_try.long()
         positions = torch.where(anchored, part * self.part_stride + tries * self.try_stride + base + seq, seq)
-        return {"prev": tokens, "seq": seq, "anchored": anchored, "base": base, "part": part, "tries": tries}, positions
+        return {"prev": tokens, "seq": seq, "anchored": anchored, "base": base, "part": part, "tries": tries,
+                "part_read": part_read, "given": given}, positions
