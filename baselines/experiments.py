@@ -352,38 +352,59 @@ def _experiment_report(run_dir: str, logs: Logs, experiment: Experiment, manifes
     return section, claims_md, verdicts
 
 
+def _held_replicas(run_dir: str, listed: Sequence[int]) -> list[int]:
+    """The replicas of ``run_dir``: those its manifest lists, and any other it holds a ``seed-k`` directory of."""
+    found = {int(name[5:]) for name in (os.listdir(run_dir) if os.path.isdir(run_dir) else [])
+             if name.startswith("seed-") and name[5:].isdigit() and os.path.isdir(os.path.join(run_dir, name))}
+    return sorted(set(listed) | found)
+
+
+def _reported(stages: list[Stage], listed: Sequence[int]) -> list[Stage]:
+    """The stages of the replicas a report covers: the listed ones, finished or not, and any other replica whose
+    stages have all finished (a study whose selection ran more seeds than its other experiments)."""
+    extra = {s.replica for s in stages} - set(listed)
+    done = {k for k in extra if all(s.done() for s in stages if s.replica == k)}
+    return [s for s in stages if s.replica in listed or s.replica in done]
+
+
 def write_report(run_dir: str) -> Report:
     """Write ``RUN_DIR/report.md``, ``report.json`` and the plots from the logged metrics of the experiment the
     directory holds; for a study, each experiment's in its sub-directory and an overview of every claim's
-    verdicts in ``RUN_DIR``."""
+    verdicts in ``RUN_DIR``. Each experiment reports the replicas the manifest lists and every other replica
+    (``seed-k``) whose stages of that experiment have all finished."""
     manifest = read_manifest(run_dir)
-    replicas = manifest.get("seeds", [0])
-    by_experiment = experiment_stages(manifest["experiment"], manifest["preset"], run_dir, manifest["algo"],
-                                      replicas, manifest.get("eval_n"))
+    listed = manifest.get("seeds", [0])
+    by_experiment = {name: _reported(stages, listed) for name, stages in experiment_stages(
+        manifest["experiment"], manifest["preset"], run_dir, manifest["algo"], _held_replicas(run_dir, listed),
+        manifest.get("eval_n")).items()}
     stage_log = os.path.join(run_dir, STAGE_LOG)
     if manifest["experiment"] != STUDY:
         experiment = EXPERIMENTS[manifest["experiment"]]
         logs = Logs(run_dir, by_experiment[experiment.name], stage_log=stage_log)
         section, _, _ = _experiment_report(run_dir, logs, experiment, manifest, None)
         return Report(os.path.join(run_dir, "report.md"), section.headline)
-    rows, text, data = [], [], {}
+    rows, text, data, seeds = [], [], {}, {}
     for name, stages in by_experiment.items():
         experiment = EXPERIMENTS[name]
         sub = os.path.join(run_dir, name)
         logs = Logs(sub, stages, stage_log=stage_log)
+        seeds[name] = logs.replicas()
         section, claims_md, verdicts = _experiment_report(sub, logs, experiment, manifest, run_dir)
         data[name] = verdicts
         rows += [[name, v["claim"], v["rule"], f"{v['holds_in']} of {len(v['verdicts'])}"
                   + (f" ({v['verdicts'][0]})" if len(v["verdicts"]) == 1 else "")] for v in verdicts]
         text += [f"## [{name}]({name}/report.md): {experiment.summary}", "", section.headline, ""]
-    seeds = ", ".join(map(str, replicas))
+    if len({tuple(k) for k in seeds.values()}) == 1:
+        seeds_text = "seeds " + ", ".join(map(str, next(iter(seeds.values()))))
+    else:
+        seeds_text = "seeds " + "; ".join(f"{name} {', '.join(map(str, k))}" for name, k in seeds.items())
     overview = sections.table(["experiment", "the study reports", "rule", "holds in (seeds)"], rows)
     document = [f"# The study at preset `{manifest['preset']}`", "",
-                f"RL algorithm `{manifest['algo']}`, seeds {seeds}; every experiment's own report is in its "
+                f"RL algorithm `{manifest['algo']}`, {seeds_text}; every experiment's own report is in its "
                 f"directory. Regenerate with `ffreason report {run_dir}`.", "",
                 "## The study's claims, and in how many seeds each holds", "", overview, "", *text]
     path = os.path.join(run_dir, "report.md")
     with atomic_write(path) as f:
         f.write("\n".join(document))
-    write_json(os.path.join(run_dir, REPORT_DATA), {**manifest, "seeds": replicas, "claims": data})
+    write_json(os.path.join(run_dir, REPORT_DATA), {**manifest, "seeds": seeds, "claims": data})
     return Report(path, overview)

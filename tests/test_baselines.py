@@ -315,6 +315,20 @@ def test_study_runs_every_experiment_once_sharing_common_stages(tmp_path, fake_s
         assert [c["claim"] for c in data["claims"][name]] == [c.text for c in experiment.claims]
         assert all(c["verdicts"] == ["inconclusive"] for c in data["claims"][name])  # the fakes log no metrics
         assert f"Regenerate with `ffreason report {out}`" in open(os.path.join(out, name, "report.md")).read()
+    # a replica whose selection stages have all run (and nothing else of it) joins selection's report alone; a
+    # replica begun only does not
+    for stage in plan("study", "micro", out, replicas=[1, 2]):
+        if stage.name.startswith("seed-1/selection/") or stage.name == "seed-2/selection/sft/B":
+            stage.run()
+    assert main(["report", out]) == 0
+    data = json.load(open(os.path.join(out, "report.json")))
+    assert data["seeds"] == {name: [0, 1] if name == "selection" else [0] for name in EXPERIMENTS}
+    assert {name: {len(c["verdicts"]) for c in claims} for name, claims in data["claims"].items()} == {
+        name: {2 if name == "selection" else 1} for name in EXPERIMENTS}
+    assert "seeds selection 0, 1; improvement 0;" in open(os.path.join(out, "report.md")).read()
+    assert json.load(open(os.path.join(out, "selection", "report.json")))["seeds"] == [0, 1]
+    shutil.rmtree(os.path.join(out, "seed-1"))
+    shutil.rmtree(os.path.join(out, "seed-2"))
     fake_stages.clear()
     assert main(["reproduce", "study", "--preset", "micro", "--out", out, "--seeds", "2"]) == 0
     assert fake_stages and all(name.startswith("seed-1/") for name, _ in fake_stages)
