@@ -107,12 +107,13 @@ def test_a_part_reads_the_result_it_carries_where_a_single_problem_reads_its_giv
             x, value = givens[k], results[k - 1] + 1
             assert tokens[x + 2] == "\u2581result" and tokens[value] == f"\u2581{problem.symbols.symbol(problem.parts[k - 1].answer)}"
             assert positions[value] == positions[x] + 2 and positions[value] // coupling.part_stride == k + 1
-        last = results[-1]  # the last part's result carries nothing: it counts on from its line
-        assert positions[last] == positions[last - 1] + 1
-        # a coupling without result ids (a model coupled before the carry) counts on at every result line
+        # each result is written one on from its part's last line; the last part's value carries nothing
+        assert all(positions[r] == positions[r - 1] + 1 for r in results)
+        assert positions[results[-1] + 1] == positions[results[-1]] + 1
+        # a coupling without result ids (a model coupled before the carry) counts on at every result's value
         old = PositionCoupling.from_dict({k: v for k, v in coupling.to_dict().items() if k != "result_ids"})
         before = old.position_ids(torch.tensor([ids]))[0].tolist()
-        assert all(before[r] == before[r - 1] + 1 for r in results)
+        assert all(before[r + 1] == before[r] + 1 for r in results)
         assert _advanced(coupling, torch.tensor([ids]), None, 3) == positions[3:]
 
 

@@ -23,12 +23,14 @@ it), so generation computes them on the fly from what it has generated:
   candidates' lines do not share positions;
 - ``part N`` (a composition's part, at a line start) moves everything by
   ``N * part_stride`` and restarts the count of tries;
-- a part's ``result`` line (``result`` at a line start), when the prompt's
-  next part N + 1 starts from it (``given xM = result of part N``), sits in
-  part N + 1 where a given value would: ``result`` at the positions of that
-  line's ``=``, its value at those of a given value. The next part then reads
-  the value it carries as a single problem reads its given one, at the
-  distances it learnt there, not across a part's varying length;
+- the value of a part's ``result`` line (the token after ``result`` at a
+  line start), when the prompt's next part N + 1 starts from it (``given xM
+  = result of part N``), sits in part N + 1 where a given value would (two
+  after that line's ``xM``), and the tokens after it count on from there.
+  ``result`` itself counts on from part N's last line, so the value is
+  written at a fixed distance from the line it comes from, and part N + 1
+  reads it as a single problem reads its given value: both look-ups at
+  distances learnt on single problems, not across a part's varying length;
 - tokens before the first of these (the chat template, the header) keep their
   plain positions.
 """
@@ -62,8 +64,8 @@ class PositionCoupling:
     """a number is a part number when it follows one of these (``part`` at a line start)"""
     try_ids: tuple[int, ...] = ()
     result_ids: tuple[int, ...] = ()
-    """``result`` at a line start: a part's result, carried to the next part (empty in models coupled before the
-    carry was placed, which keep their positions)"""
+    """``result`` at a line start: the value after it is carried to the next part (empty in models coupled before
+    the carry, which keep their positions)"""
     label_stride: int = 24
     given_offset: int = 9
     try_stride: int = 512
@@ -146,7 +148,7 @@ class PositionCoupling:
 
     def _flags(self, tables, tokens, prev):
         """Per token: whether it sets its line's position, the position it sets, and whether it is a part number,
-        the number it spells, whether it is a try, a given ``xM`` and its M, and a ``result``."""
+        the number it spells, whether it is a try, a given ``xM`` and its M, and whether it follows ``result``."""
         import torch
 
         numbers, xs, tries_at, before_label, before_x, before_part, results = tables
@@ -158,12 +160,12 @@ class PositionCoupling:
         is_x = (x >= 0) & before_x[prev]
         anchor = torch.where(is_label, number * self.label_stride,
                              torch.where(is_x, x * self.label_stride + self.given_offset, 0))
-        return is_label | is_x | is_try | is_part, anchor, is_part, number, is_try, is_x, x, results[tokens]
+        return is_label | is_x | is_try | is_part, anchor, is_part, number, is_try, is_x, x, results[prev]
 
     def _carry_anchor(self, given_m):
-        """The position (within its part) of a ``result`` carried to a part whose given is ``xM``: that of the
-        ``=`` after the ``xM``."""
-        return given_m * self.label_stride + self.given_offset + 1
+        """The position (within its part) of a result's value carried to a part whose given is ``xM``: that of a
+        given value (``xM = value``)."""
+        return given_m * self.label_stride + self.given_offset + 2
 
     def _scan(self, input_ids, attention_mask=None):
         """Position ids of a whole ``[batch, seq]`` sequence, and the state :meth:`advance` continues from."""
@@ -174,7 +176,7 @@ class PositionCoupling:
         mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask.long()
         seq = (mask.cumsum(-1) - 1).clamp(min=0)
         prev = torch.cat([torch.zeros_like(tokens[:, :1]), tokens[:, :-1]], dim=1)
-        flagged, anchor, is_part, number, is_try, is_x, x, is_result = self._flags(tables, tokens, prev)
+        flagged, anchor, is_part, number, is_try, is_x, x, after_result = self._flags(tables, tokens, prev)
         index = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
 
         def last(flag):  # index of the last flagged token at or before each token (-1: none yet)
@@ -191,10 +193,10 @@ class PositionCoupling:
         next_part = (part_read + 1).clamp(max=self._parts - 1)
         next_given = given_at.gather(-1, next_part[..., None]).squeeze(-1)
         next_m = torch.where(next_given >= 0, x.gather(-1, next_given.clamp(min=0)), -1)
-        is_carry = is_result & (next_m >= 0) & (part_read + 1 < self._parts)
+        is_carry = after_result & (next_m >= 0) & (part_read + 1 < self._parts)
         flagged = flagged | is_carry
         anchor = torch.where(is_carry, self._carry_anchor(next_m), anchor)
-        # a carried result moves the positions into the next part, as ``part N + 1`` will
+        # a carried value moves the positions into the next part, as ``part N + 1`` will
         moves_part = is_part | is_carry
         last_move = last(moves_part)
         part = at_last(moves_part, torch.where(is_carry, part_read + 1, number))
@@ -226,13 +228,13 @@ class PositionCoupling:
 
         tables = tuple(t.to(tokens.device) for t in self._tables)
         tokens = tokens.clamp(max=len(tables[0]) - 1)
-        flagged, anchor, is_part, number, is_try, is_x, x, is_result = self._flags(tables, tokens, state["prev"])
+        flagged, anchor, is_part, number, is_try, is_x, x, after_result = self._flags(tables, tokens, state["prev"])
         seq = state["seq"] + 1
         part_read = torch.where(is_part, number, state["part_read"])
         given = state["given"].scatter(1, part_read[:, None],
                                        torch.where(is_x, x, state["given"].gather(1, part_read[:, None])[:, 0])[:, None])
         next_m = given.gather(1, (part_read + 1).clamp(max=self._parts - 1)[:, None])[:, 0]
-        is_carry = is_result & (next_m >= 0) & (part_read + 1 < self._parts)
+        is_carry = after_result & (next_m >= 0) & (part_read + 1 < self._parts)
         flagged = flagged | is_carry
         anchor = torch.where(is_carry, self._carry_anchor(next_m), anchor)
         base = torch.where(flagged, anchor - seq, state["base"])
