@@ -143,7 +143,8 @@ class PositionCoupling:
 
     @cached_property
     def _parts(self) -> int:
-        """Part numbers a composition can use (the numbers the vocabulary spells), plus one for the next part."""
+        """Slots of the per-part table of given lines: every number the vocabulary spells, and one past the largest,
+        so that the part after any part has a slot."""
         return max(self.numbers.values(), default=0) + 2
 
     def _flags(self, tables, tokens, prev):
@@ -167,8 +168,9 @@ class PositionCoupling:
         given value (``xM = value``)."""
         return given_m * self.label_stride + self.given_offset + 2
 
-    def _scan(self, input_ids, attention_mask=None):
-        """Position ids of a whole ``[batch, seq]`` sequence, and the state :meth:`advance` continues from."""
+    def _scan(self, input_ids, attention_mask=None, with_state: bool = True):
+        """Position ids of a whole ``[batch, seq]`` sequence, and (``with_state``) the state :meth:`advance`
+        continues from."""
         import torch
 
         tables = tuple(t.to(input_ids.device) for t in self._tables)
@@ -182,24 +184,24 @@ class PositionCoupling:
         def last(flag):  # index of the last flagged token at or before each token (-1: none yet)
             return torch.where(flag, index, -1).cummax(-1).values
 
-        def at_last(flag, values, default=0):  # values at the last flagged token (default: none yet)
-            i = last(flag)
-            return torch.where(i >= 0, values.gather(-1, i.clamp(min=0)), default)
-
-        part_read = at_last(is_part, number)  # the part of the prompt or trace each token is in
-        # the M of each part's given line so far (its latest), and of the next part's at each token
-        slots = torch.arange(self._parts, device=input_ids.device)
-        given_at = torch.where(is_x[..., None] & (part_read[..., None] == slots), index[..., None], -1).cummax(1).values
-        next_part = (part_read + 1).clamp(max=self._parts - 1)
-        next_given = given_at.gather(-1, next_part[..., None]).squeeze(-1)
-        next_m = torch.where(next_given >= 0, x.gather(-1, next_given.clamp(min=0)), -1)
-        is_carry = after_result & (next_m >= 0) & (part_read + 1 < self._parts)
-        flagged = flagged | is_carry
-        anchor = torch.where(is_carry, self._carry_anchor(next_m), anchor)
-        # a carried value moves the positions into the next part, as ``part N + 1`` will
-        moves_part = is_part | is_carry
-        last_move = last(moves_part)
-        part = at_last(moves_part, torch.where(is_carry, part_read + 1, number))
+        last_part = last(is_part)
+        part_read = torch.where(last_part >= 0, number.gather(-1, last_part.clamp(min=0)), 0)  # each token's part
+        last_move, part = last_part, part_read
+        # a result's value is carried when the next part's given line came before it: that line's latest M (only
+        # the tokens after a result are looked at, as this runs on every forward pass)
+        rows, cols = after_result.nonzero(as_tuple=True)
+        if len(rows):
+            earlier = (index[rows] < cols[:, None]) & is_x[rows] & (part_read[rows] == part_read[rows, cols, None] + 1)
+            given_at = torch.where(earlier, index[rows], -1).max(-1).values
+            next_m = torch.full_like(tokens, -1)
+            next_m[rows, cols] = torch.where(given_at >= 0, x[rows, given_at.clamp(min=0)], -1)
+            is_carry = next_m >= 0
+            flagged = flagged | is_carry
+            anchor = torch.where(is_carry, self._carry_anchor(next_m), anchor)
+            # a carried value moves the positions into the next part, as ``part N + 1`` will
+            last_move = last(is_part | is_carry)
+            moves_to = torch.where(is_carry, part_read + 1, number)
+            part = torch.where(last_move >= 0, moves_to.gather(-1, last_move.clamp(min=0)), 0)
         last_anchor = last(flagged)
         at = last_anchor.clamp(min=0)
         base = anchor.gather(-1, at) - seq.gather(-1, at)  # a line's position minus its token count so far
@@ -207,14 +209,19 @@ class PositionCoupling:
         tries = tries - torch.where(last_move >= 0, tries.gather(-1, last_move.clamp(min=0)), 0)
         anchored = last_anchor >= 0
         positions = torch.where(anchored, part * self.part_stride + tries * self.try_stride + base + seq, seq) * mask
-        given = torch.where(given_at[:, -1] >= 0, x.gather(-1, given_at[:, -1].clamp(min=0)), -1)
+        if not with_state:
+            return positions, None
+        # for advance: the M of each part's latest given line
+        latest = torch.full((len(tokens), self._parts), -1, dtype=torch.long, device=input_ids.device)
+        latest = latest.scatter_reduce(1, part_read, torch.where(is_x, index, -1), "amax")
+        given = torch.where(latest >= 0, x.gather(-1, latest.clamp(min=0)), -1)
         state = {"prev": tokens[:, -1], "seq": seq[:, -1], "anchored": anchored[:, -1], "base": base[:, -1],
                  "part": part[:, -1], "tries": tries[:, -1], "part_read": part_read[:, -1], "given": given}
         return positions, state
 
     def position_ids(self, input_ids, attention_mask=None):
         """``[batch, seq]`` position ids for ``input_ids`` (left padding is read from ``attention_mask``)."""
-        return self._scan(input_ids, attention_mask)[0]
+        return self._scan(input_ids, attention_mask, with_state=False)[0]
 
     def start(self, input_ids, attention_mask=None) -> tuple:
         """``(position_ids, state)`` of a ``[batch, seq]`` prompt: its positions, and the state from which
@@ -233,8 +240,8 @@ class PositionCoupling:
         part_read = torch.where(is_part, number, state["part_read"])
         given = state["given"].scatter(1, part_read[:, None],
                                        torch.where(is_x, x, state["given"].gather(1, part_read[:, None])[:, 0])[:, None])
-        next_m = given.gather(1, (part_read + 1).clamp(max=self._parts - 1)[:, None])[:, 0]
-        is_carry = after_result & (next_m >= 0) & (part_read + 1 < self._parts)
+        next_m = given.gather(1, (part_read + 1)[:, None])[:, 0]
+        is_carry = after_result & (next_m >= 0)
         flagged = flagged | is_carry
         anchor = torch.where(is_carry, self._carry_anchor(next_m), anchor)
         base = torch.where(flagged, anchor - seq, state["base"])
