@@ -104,7 +104,7 @@ def analyze_run(run_dir: str, cfg: AnalyzeConfig, init: str | None = None) -> di
     settings = load_yaml(os.path.join(run_dir, CONFIG_FILE))
     if not settings:
         raise FileNotFoundError(f"run_dirs: {run_dir!r} holds no {CONFIG_FILE} (not an RL run directory)")
-    problem = ProblemConfig.from_dict({**settings["problem"], "max_label_offset": 0})
+    problem = ProblemConfig.from_dict(settings["problem"]).without_offsets()
     style = PromptStyle(settings.get("prompt_style", "bare"), settings.get("shots", 2),
                         settings.get("shot_strategy", "aligned"))
     mode = settings.get("answer_mode", "strict")

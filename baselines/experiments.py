@@ -37,8 +37,8 @@ def _selection(b: Builder, p: int = 11) -> list[Stage]:
     runs under their budget and, for the SFT models, once more without it (a budget from the reference traces)."""
     sft = [b.sft(arm, p=p) for arm in ARM_ORDER]
     rl = [b.rl(s, f"{lo}-{hi}", {"p": p, "min_steps": lo, "max_steps": hi}) for lo, hi in ((2, 5), (6, 9)) for s in sft]
-    unbudgeted = [b.evaluation(s, {eval_set_name(lo, hi): run.config.problem.replace(max_label_offset=0, min_steps=lo,
-                                                                                      max_steps=hi)
+    unbudgeted = [b.evaluation(s, {eval_set_name(lo, hi): run.config.problem.without_offsets().replace(
+                                       min_steps=lo, max_steps=hi)
                                    for lo, hi in run.config.eval_ranges})  # the RL runs' own validation sets
                   for s, run in zip(sft, rl)]
     return [*sft, *rl, *unbudgeted]
@@ -54,7 +54,7 @@ def _improvement(b: Builder) -> list[Stage]:
     hard = {s.arm: b.rl(s, "6-15", {"min_steps": 6, "max_steps": 15}, eval_ranges=((2, 5), (6, 9), (10, 15)),
                         min_budget_ratio=1.05)  # every direct 15-step trace fits
             for s in sft}
-    long = {eval_set_name(10, 15): hard["B"].config.problem.replace(max_label_offset=0, min_steps=10, max_steps=15)}
+    long = {eval_set_name(10, 15): hard["B"].config.problem.without_offsets().replace(min_steps=10, max_steps=15)}
     return [*sft, *rl, *hard.values(), *(b.evaluation(run, long, budget_of=hard[run.arm]) for run in rl)]
 
 
@@ -67,9 +67,13 @@ def _amplification(b: Builder) -> list[Stage]:
 
 
 def _composition(b: Builder) -> list[Stage]:
-    """FB SFT with and without 2-part compositions; RL on 3-5-part compositions; accuracy per number of parts."""
+    """FB SFT with and without 2-part compositions; RL on 3-5-part compositions; accuracy per number of parts.
+
+    The 2-part compositions start at part 1 to 5 (``max_part_offset`` 4, as ``max_label_offset`` 4 shows 2-5-step
+    SFT data the labels of 9 steps), so SFT shows every part number of the longest validation compositions: a model
+    that never wrote ``part 3`` cannot write a third part."""
     with_parts = b.sft("FB", "with-2part", problem_types=["evaluation", "inversion", "composition"],
-                       min_parts=2, max_parts=2)
+                       min_parts=2, max_parts=2, max_part_offset=max(COMPOSITION_PARTS) - 2)
     without = b.sft("FB", "without-2part")
     rl = [b.rl(sft, "parts-3-5", {"problem_types": ["composition"], "min_steps": 2, "max_steps": 5, "min_parts": 3,
                                   "max_parts": 5},

@@ -73,7 +73,7 @@ def _run(work, init, repeats, threads, preset, eval_n, train_steps) -> dict:
 def _probe_set(trainer, n: int):
     from trainers.evaluation import validation_set
 
-    return validation_set(trainer.problem_config.replace(max_label_offset=0), n)
+    return validation_set(trainer.problem_config.without_offsets(), n)
 
 
 def table(res: dict) -> str:

@@ -80,6 +80,10 @@ class ProblemConfig:
     max_label_offset: int = 0
     """Ops are labelled from ``1 + o`` (variables from ``x{o}``), ``o`` drawn from [0, max_label_offset]:
     lets a model trained on short chains meet every label a long chain uses. 0 labels from 1."""
+    max_part_offset: int = 0
+    """A composition's parts are numbered from ``1 + o``, ``o`` drawn from [0, max_part_offset]: lets a model
+    trained on 2-part compositions write the part numbers (and read the ``result of part N``) of longer ones. 0
+    numbers from 1."""
 
     def __post_init__(self) -> None:
         for name in ("ops", "problem_types", "part_types"):
@@ -117,6 +121,7 @@ class ProblemConfig:
         _check_choices("part_types", self.part_types, PART_KINDS)
         check_int("symbol_seed", self.symbol_seed, 0, 2**63 - 1)
         check_int("max_label_offset", self.max_label_offset, 0, MAX_STEPS)
+        check_int("max_part_offset", self.max_part_offset, 0, MAX_PARTS)
         if not isinstance(self.shuffle_symbols, bool):
             raise ValueError(f"shuffle_symbols: expected a bool, got {self.shuffle_symbols!r}")
         if self.symbol_names is None:
@@ -139,8 +144,12 @@ class ProblemConfig:
 
     def vocabulary(self) -> list[str]:
         """Every word this config's prompts and traces can contain."""
-        parts = self.max_parts if "composition" in self.problem_types else 1
+        parts = self.max_parts + self.max_part_offset if "composition" in self.problem_types else 1
         return vocabulary(self.symbols.names, self.p, self.max_steps + self.max_label_offset, parts)
+
+    def without_offsets(self) -> "ProblemConfig":
+        """The task itself: steps and parts numbered from 1 (validation sets; the offsets are for training data)."""
+        return self.replace(max_label_offset=0, max_part_offset=0)
 
     def replace(self, **changes: Any) -> "ProblemConfig":
         """A copy with some fields changed (validated)."""

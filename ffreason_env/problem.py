@@ -49,7 +49,8 @@ class Problem:
     symbols: SymbolTable
     parts: tuple["Problem", ...] = ()
     label_offset: int = 0
-    """Op i is labelled ``i + label_offset`` in prompts and traces (see ProblemConfig.max_label_offset)."""
+    """Op i is labelled ``i + label_offset`` in prompts and traces (see ProblemConfig.max_label_offset); in a
+    composition, part i is numbered ``i + label_offset`` (ProblemConfig.max_part_offset)."""
 
     @property
     def num_steps(self) -> int:
@@ -93,6 +94,8 @@ class Problem:
     def _check(self) -> None:
         if not is_prime(self.p) or len(self.symbols.names) != self.p:
             raise ValueError(f"p: {self.p} is not prime or does not match {len(self.symbols.names)} symbols")
+        if not 0 <= self.label_offset <= 10**6:
+            raise ValueError(f"label_offset: expected an integer in [0, 10**6], got {self.label_offset}")
         if self.kind == "composition":
             if len(self.parts) < 2 or self.ops:
                 raise ValueError("parts: a composition needs 2+ parts and no ops of its own")
@@ -109,8 +112,6 @@ class Problem:
             raise ValueError(f"kind: unknown problem kind {self.kind!r}")
         if not self.ops or any(op not in INVERSE or not 0 < c < self.p for op, c in self.ops):
             raise ValueError(f"ops: need 1+ ops (name, constant in 1..p-1), got {self.ops}")
-        if not 0 <= self.label_offset <= 10**6:
-            raise ValueError(f"label_offset: expected an integer in [0, 10**6], got {self.label_offset}")
         if not 0 <= self.given < self.p:
             raise ValueError(f"given: {self.given} is not an element of GF({self.p})")
         chain = run_chain if self.kind == "evaluation" else undo_chain
@@ -151,9 +152,9 @@ def _simple(kind: str, ops, given: int, config: ProblemConfig, symbols: SymbolTa
     return Problem(kind, config.p, ops, given, answer, symbols, label_offset=offset)
 
 
-def _offset(rng: random.Random, config: ProblemConfig) -> int:
+def _offset(rng: random.Random, most: int) -> int:
     # drawn only when the knob is on, so that configs without it keep their streams
-    return rng.randint(0, config.max_label_offset) if config.max_label_offset else 0
+    return rng.randint(0, most) if most else 0
 
 
 def generate(config: ProblemConfig, seed: int, index: int) -> Problem:
@@ -167,15 +168,15 @@ def generate(config: ProblemConfig, seed: int, index: int) -> Problem:
     given = rng.randrange(config.p)
     if kind != "composition":
         ops = _draw_ops(rng, config)
-        return _simple(kind, ops, given, config, symbols, _offset(rng, config))
+        return _simple(kind, ops, given, config, symbols, _offset(rng, config.max_label_offset))
     parts = []
     x = given
     for _ in range(rng.randint(config.min_parts, config.max_parts)):
         part_kind, ops = rng.choice(config.part_types), _draw_ops(rng, config)
-        part = _simple(part_kind, ops, x, config, symbols, _offset(rng, config))
+        part = _simple(part_kind, ops, x, config, symbols, _offset(rng, config.max_label_offset))
         parts.append(part)
         x = part.answer
-    return Problem("composition", config.p, (), given, x, symbols, tuple(parts))
+    return Problem("composition", config.p, (), given, x, symbols, tuple(parts), _offset(rng, config.max_part_offset))
 
 
 class ProblemSet(Sequence[Problem]):

@@ -8,7 +8,8 @@ Evaluation (ops listed in order, x0 given)::
     given x0 = e3 , find x2
 
 Inversion: the same with ``given x2 = e4 , find x0``. A composition lists its
-parts; a later part's given value is ``result of part i``.
+parts (numbered from 1, or from 1 + o under ``max_part_offset``); a later part's
+given value is ``result of part i``.
 
 That bare question is the study's prompt (its models are fine-tuned on the
 grammar). :class:`PromptStyle` puts the same question to a model that never saw
@@ -116,8 +117,9 @@ def _question(problem: Problem) -> str:
     if not problem.parts:
         return "\n".join([f"{problem.kind} over {gf}", *_part_lines(problem, problem.symbol(problem.given))])
     lines = [f"composition of {len(problem.parts)} parts over {gf}"]
-    for i, part in enumerate(problem.parts, start=1):
-        given = problem.symbol(part.given) if i == 1 else f"result of part {i - 1}"
+    first = 1 + problem.label_offset
+    for i, part in enumerate(problem.parts, start=first):
+        given = problem.symbol(part.given) if i == first else f"result of part {i - 1}"
         lines.append(f"part {i} : {part.kind}")
         lines.extend(_part_lines(part, given))
     return "\n".join(lines)

@@ -49,6 +49,9 @@ def test_lists_become_tuples_and_config_is_hashable():
         ({"p": 3, "symbol_names": ["a", "step", "b"]}, "symbol_names"),
         ({"p": 3, "symbol_names": ["a", "7", "b"]}, "symbol_names"),
         ({"symbol_seed": -1}, "symbol_seed"),
+        ({"max_label_offset": -1}, "max_label_offset"),
+        ({"max_part_offset": -1}, "max_part_offset"),
+        ({"max_part_offset": 1.5}, "max_part_offset"),
         ({"shuffle_symbols": "yes"}, "shuffle_symbols"),
     ],
 )

@@ -1,5 +1,6 @@
 """Coupled position ids (trainers/positions.py) and the model that uses them (trainers/coupled_llama.py)."""
 
+import dataclasses
 import json
 
 import pytest
@@ -91,12 +92,14 @@ def test_search_tries_and_composition_parts_do_not_share_positions(tok, coupling
     assert parts == [coupling.part_stride, 2 * coupling.part_stride] * 2  # the prompt's parts, then the trace's
 
 
-@pytest.mark.parametrize("parts", [2, 3])
-def test_a_part_reads_the_result_it_carries_where_a_single_problem_reads_its_given_value(tok, coupling, parts):
+@pytest.mark.parametrize("parts, part_offset", [(2, 0), (3, 0), (2, 3)])
+def test_a_part_reads_the_result_it_carries_where_a_single_problem_reads_its_given_value(tok, coupling, parts,
+                                                                                        part_offset):
     config = fe.ProblemConfig(min_steps=2, max_steps=5, problem_types=["composition"], min_parts=parts,
                               max_parts=parts)
     for index in range(6):
         problem = fe.generate(config, 3, index)
+        problem = dataclasses.replace(problem, label_offset=part_offset)  # parts numbered from 1 + part_offset
         strategies = [fe.STRATEGIES[(index + k) % 2] for k in range(parts)]
         ids, tokens = encode(tok, problem, strategies)
         positions = coupling.position_ids(torch.tensor([ids]))[0].tolist()
@@ -106,7 +109,7 @@ def test_a_part_reads_the_result_it_carries_where_a_single_problem_reads_its_giv
         for k in range(1, parts):  # the value part k carries sits as "xM = value" would in part k + 1
             x, value = givens[k], results[k - 1] + 1
             assert tokens[x + 2] == "\u2581result" and tokens[value] == f"\u2581{problem.symbols.symbol(problem.parts[k - 1].answer)}"
-            assert positions[value] == positions[x] + 2 and positions[value] // coupling.part_stride == k + 1
+            assert positions[value] == positions[x] + 2 and positions[value] // coupling.part_stride == k + 1 + part_offset
         # each result is written one on from its part's last line; the last part's value carries nothing
         assert all(positions[r] == positions[r - 1] + 1 for r in results)
         assert positions[results[-1] + 1] == positions[results[-1]] + 1

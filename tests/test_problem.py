@@ -73,7 +73,7 @@ def test_compositions_chain_their_parts():
 
 
 def test_round_trips_json_and_pickle():
-    for problem in [*ProblemSet(ALL_KINDS, seed=2, size=100), *ProblemSet(ALL_KINDS.replace(max_label_offset=9), size=50)]:
+    for problem in [*ProblemSet(ALL_KINDS, seed=2, size=100), *ProblemSet(ALL_KINDS.replace(max_label_offset=9, max_part_offset=3), size=50)]:
         assert Problem.from_json(problem.to_json()) == problem
         assert Problem.from_dict(json.loads(json.dumps(problem.to_dict()))) == problem
         assert pickle.loads(pickle.dumps(problem)) == problem
@@ -89,6 +89,9 @@ def test_from_dict_rejects_inconsistent_problems():
         Problem.from_dict({**d, "ops": [["pow", 2]]})
     with pytest.raises(ValueError, match="^kind: "):
         Problem.from_dict({**d, "kind": "riddle"})
+    composition = generate(ALL_KINDS.replace(problem_types=["composition"]), 0, 0).to_dict()
+    with pytest.raises(ValueError, match="^label_offset: "):
+        Problem.from_dict({**composition, "label_offset": -1})
     with pytest.raises(ValueError, match="^problem: malformed"):
         Problem.from_dict({"kind": "evaluation"})
 

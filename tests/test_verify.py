@@ -354,6 +354,30 @@ def test_label_offsets_shift_prompt_and_trace_labels(kind):
     assert offsets == set(range(11))
 
 
+def test_part_offsets_number_a_compositions_parts_from_1_plus_o():
+    c = config(11, "composition", (2, 3), min_parts=2, max_parts=2, max_part_offset=4)
+    assert {"6", "part"} <= set(c.vocabulary())
+    offsets = set()
+    for index in range(60):
+        problem = generate(c, 0, index)
+        o = problem.label_offset
+        offsets.add(o)
+        assert all(part.label_offset == 0 for part in problem.parts)  # steps stay numbered from 1
+        prompt = fe_render(problem).splitlines()
+        assert [line for line in prompt if line.startswith("part ")] == [f"part {o + 1} : {problem.parts[0].kind}",
+                                                                         f"part {o + 2} : {problem.parts[1].kind}"]
+        assert prompt[-1].endswith(f"= result of part {o + 1} , find " + prompt[-1].split()[-1])
+        trace = write_trace(problem, "backward")
+        assert [line for line in trace.splitlines() if line.startswith("part ")] == [f"part {o + 1}", f"part {o + 2}"]
+        assert set("\n".join([*prompt, trace]).split()) <= set(c.vocabulary())
+        v = verify(problem, trace)
+        assert v.correct and v.well_formed and v.part_strategies == ("backward", "backward")
+        if o:  # parts numbered from 1 where they start at 1 + o: every step right, the structure not
+            w = verify(problem, write_trace(_without_offsets(problem), "backward"))
+            assert w.correct and not w.well_formed and w.steps_correct == w.steps_checked
+    assert offsets == set(range(5))
+
+
 def fe_render(problem):
     from ffreason_env import render_prompt
 
@@ -370,8 +394,9 @@ def _without_offsets(problem):
 def test_offset_zero_keeps_the_original_stream():
     base = ProblemConfig(problem_types=["evaluation", "inversion", "composition"])
     a = [generate(base, 0, i) for i in range(30)]
-    b = [generate(base.replace(max_label_offset=0), 0, i) for i in range(30)]
+    b = [generate(base.replace(max_label_offset=0, max_part_offset=0), 0, i) for i in range(30)]
     assert a == b and all(p.label_offset == 0 for p in a)
+    assert base.replace(max_label_offset=3, max_part_offset=2).without_offsets() == base
 
 
 @pytest.mark.parametrize("op", ["add", "sub", "mul", "div"])

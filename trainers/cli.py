@@ -125,7 +125,7 @@ def run_problem_config(run_dir: str):
 
     path = os.path.join(run_dir, CONFIG_FILE)
     problem = load_yaml(path).get("problem") if os.path.exists(path) else None
-    return ProblemConfig.from_dict({**(problem or {}), "max_label_offset": 0})
+    return ProblemConfig.from_dict(problem or {}).without_offsets()
 
 
 def _eval(argv: list[str], prog: str) -> int:

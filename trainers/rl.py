@@ -142,7 +142,7 @@ class RLRun:
                 self.curriculum.replay(r for _, r in self.metrics.read(self.resume_step))
         else:
             self.train_problems = TrainingProblems.from_env(self.env, cfg.prompts)
-        eval_base = self.problem_config.replace(max_label_offset=0)
+        eval_base = self.problem_config.without_offsets()
         self.eval_sets = {
             eval_set_name(lo, hi): validation_set(eval_base.replace(min_steps=lo, max_steps=hi), cfg.eval_n)
             for lo, hi in cfg.eval_ranges

@@ -321,7 +321,7 @@ def run_sft(cfg: SFTRunConfig) -> dict[str, Any]:
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     if cfg.eval_n:
-        problems = validation_set(pconfig.replace(max_label_offset=0), cfg.eval_n)  # the task itself, labels from 1
+        problems = validation_set(pconfig.without_offsets(), cfg.eval_n)
         report = evaluate(model, tokenizer, problems, EvalSettings(n=cfg.eval_n))
         write_json(os.path.join(cfg.out, "eval_sft.json"), report)
         summary["greedy_accuracy"] = report["greedy"]["accuracy"]
