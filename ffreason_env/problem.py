@@ -53,6 +53,11 @@ class Problem:
     composition, part i is numbered ``i + label_offset`` (ProblemConfig.max_part_offset)."""
 
     @property
+    def part_numbers(self) -> range:
+        """The numbers of a composition's parts in prompt and trace: from ``1 + label_offset``."""
+        return range(1 + self.label_offset, 1 + self.label_offset + len(self.parts))
+
+    @property
     def num_steps(self) -> int:
         """Operations in the problem (summed over parts)."""
         if self.parts:

@@ -117,9 +117,8 @@ def _question(problem: Problem) -> str:
     if not problem.parts:
         return "\n".join([f"{problem.kind} over {gf}", *_part_lines(problem, problem.symbol(problem.given))])
     lines = [f"composition of {len(problem.parts)} parts over {gf}"]
-    first = 1 + problem.label_offset
-    for i, part in enumerate(problem.parts, start=first):
-        given = problem.symbol(part.given) if i == first else f"result of part {i - 1}"
+    for i, part in zip(problem.part_numbers, problem.parts):
+        given = problem.symbol(part.given) if i == problem.part_numbers[0] else f"result of part {i - 1}"
         lines.append(f"part {i} : {part.kind}")
         lines.extend(_part_lines(part, given))
     return "\n".join(lines)

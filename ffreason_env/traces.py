@@ -98,7 +98,7 @@ def write_trace(problem: Problem, strategy: str | Sequence[str]) -> str:
     if len(strategies) != len(problem.parts):
         raise ValueError(f"strategy: {len(problem.parts)} parts but {len(strategies)} strategies")
     out = []
-    for n, (part, s) in enumerate(zip(problem.parts, strategies), start=1 + problem.label_offset):
+    for n, part, s in zip(problem.part_numbers, problem.parts, strategies):
         lines, x = _part_trace(part, s)
         out += [f"part {n}", *lines, f"result {problem.symbol(x)}"]
     out.append(f"answer {problem.symbol(x)}")

@@ -315,7 +315,7 @@ def verify(problem: Problem, response: str, mode: str = "strict") -> Verdict:
         labels += ["unknown"] * (len(parts) - len(labels))
         well_formed = (
             well_formed
-            and headers == list(range(1 + problem.label_offset, 1 + problem.label_offset + len(parts)))
+            and headers == list(problem.part_numbers)
             and not blocks[0]
             and all(r == 1 for r in results_per_block[1:])
         )
