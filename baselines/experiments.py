@@ -59,10 +59,13 @@ def _improvement(b: Builder) -> list[Stage]:
 
 
 def _amplification(b: Builder) -> list[Stage]:
-    """RL from the FB model on 2-5-step data with 50/50, 75/25, 90/10 evaluation/inversion."""
+    """RL from the FB model on 2-5-step data with 50/50, 75/25, 90/10 evaluation/inversion.
+
+    50/50 is the environments' default mix, so it is left unweighted: in a study that run is selection's RL on 2-5
+    from the same arm (one stage; with weights 50/50 it drew the same problems as a stage of its own)."""
     sft = b.sft("FB")
-    return [sft, *(b.rl(sft, f"eval{share}", {"min_steps": 2, "max_steps": 5, "problem_types": ["evaluation", "inversion"],
-                                              "type_weights": [share, 100 - share]})
+    mix = {"min_steps": 2, "max_steps": 5, "problem_types": ["evaluation", "inversion"]}
+    return [sft, *(b.rl(sft, f"eval{share}", mix if share == 50 else {**mix, "type_weights": [share, 100 - share]})
                    for share in AMPLIFICATION_SHARES)]
 
 

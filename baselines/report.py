@@ -182,8 +182,8 @@ def guessing(logs: Logs, cells: Cells) -> list[str]:
                                   [guess_share(tenth(c, first)) for c in per]))
         rows.append(row)
     return ["## Guessing: sampled responses that show no work (%)", "",
-            "A guess has no step, try, part or result line (a bare `answer X`, free text); where most problems "
-            "cannot be solved it still earns 1/p of the outcome reward on average.", "",
+            "A guess has no step or try line that applies an operation (a bare `answer X`, free text, a `try e0 : e0 "
+            "-> e0`); where most problems cannot be solved it still earns 1/p of the outcome reward on average.", "",
             table(["arm", "RL data", "first tenth of RL steps", "last tenth"], rows), ""]
 
 
@@ -425,8 +425,8 @@ def plot_accuracy_vs_steps(logs: Logs, arms: list[str]) -> str:
 
 def _seeds_note(logs: Logs) -> str:
     k = len(logs.replicas())
-    return ("one run (seed 0); the table below it gives each cell's 95% interval (Wilson, over the cell's "
-            "problems)" if k == 1 else
+    return (f"one run (seed {logs.replicas()[0]}); the table below it gives each cell's 95% interval (Wilson, over "
+            f"the cell's problems)" if k == 1 else
             f"mean ± sd over {k} seeds ({', '.join(map(str, logs.replicas()))}); the table below it gives each "
             f"cell's lowest-highest seed")
 

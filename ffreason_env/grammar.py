@@ -38,15 +38,17 @@ def is_reserved(word: str) -> bool:
     )
 
 
-WORK_WORDS = (STEP, TRY, PART, RESULT)
-"""The first words of the lines that show work: a direct step, a search's try, a composition's part and result."""
+WORK_WORDS = (STEP, TRY)
+"""The first words of the lines that do work: a direct step and a search's try, each applying operations."""
 
 
 def is_guess(response: str) -> bool:
-    """True for a response that shows no work: no line starts with a step, a try, a part or a result (a bare
-    ``answer X``, an empty response, free text). Where most problems cannot be solved, such a guess earns 1/p of
-    the outcome reward on average, and RL can drift to it."""
-    return not any(line.split(None, 1)[0] in WORK_WORDS for line in response.splitlines() if line.strip())
+    """True for a response that shows no work: no step or try line applies an operation of the field (a bare
+    ``answer X``, an empty response, free text, part headers and results alone, a degenerate ``try e0 : e0 -> e0``).
+    Where most problems cannot be solved, such a guess earns 1/p of the outcome reward on average, and RL can drift
+    to it; a wrong or malformed step that names an operation is still work."""
+    lines = (line.split() for line in response.splitlines())
+    return not any(words and words[0] in WORK_WORDS and any(w in OPS for w in words[1:]) for words in lines)
 
 
 def vocabulary(symbols: tuple[str, ...], p: int, max_steps: int, max_parts: int = 2) -> list[str]:

@@ -130,8 +130,8 @@ def test_guessing_table_counts_the_samples_that_show_no_work(selection_run):
     for data in ("2-5", "6-9"):
         for arm in ("B", "F", "FB"):
             windows = _first_last_tenth(read_jsonl(os.path.join(selection_run, f"rl-{data}", arm, "completions.jsonl")))
-            shares = [_pct(sum(not any(line.split()[0] in ("step", "try", "part", "result")
-                                       for line in r["completion"].splitlines() if line.strip()) for r in w) / len(w))
+            shares = [_pct(sum(not any(re.match(r"(step|try) .*\b(add|sub|mul|div)\b", line)
+                                       for line in r["completion"].splitlines()) for r in w) / len(w))
                       for w in windows]
             assert _cells(section, arm, data)[2:] == shares, (arm, data)
 
@@ -301,6 +301,9 @@ def test_study_runs_every_experiment_once_sharing_common_stages(tmp_path, fake_s
     for data in ("2-5", "6-9"):  # improvement's easier RL runs are selection's
         assert {s.name for s in by_experiment["improvement"] if isinstance(s, RLStage) and s.data == data} == {
             f"selection/rl-{data}/{a}" for a in ("B", "F", "FB")}
+    amplification = {s.data: s.name for s in by_experiment["amplification"] if isinstance(s, RLStage)}
+    assert amplification == {"eval50": "selection/rl-2-5/FB", "eval75": "amplification/rl-eval75/FB",
+                             "eval90": "amplification/rl-eval90/FB"}  # 50/50 is the default mix: RL on 2-5
     robust = {s.name for s in by_experiment["robustness"] if isinstance(s, RLStage) and s.data == "6-9"}
     assert robust == {f"selection/rl-6-9/{a}" for a in ("B", "F", "FB")}  # its default is selection's own run
     without = next(s for s in by_experiment["composition"] if isinstance(s, SFTStage) and s.arm == "without-2part")

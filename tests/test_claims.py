@@ -101,17 +101,17 @@ def _samples(kind, strategy_first, strategy_last, n=100):
     return [row(1, strategy_first)] * n + [row(s, "unknown") for s in range(2, 10)] + [row(10, strategy_last)] * n
 
 
-def _verdicts(run_dir, experiment):
+def _verdicts(run_dir, experiment, replica=0):
     os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, MANIFEST), "w") as f:
-        json.dump({"experiment": experiment, "preset": "micro", "algo": "grpo"}, f)
+        json.dump({"experiment": experiment, "preset": "micro", "algo": "grpo", "seeds": [replica]}, f)
     assert main(["report", run_dir]) == 0
     with open(os.path.join(run_dir, REPORT_DATA)) as f:
         return [c["verdicts"][0] for c in json.load(f)["claims"]]
 
 
 def _selection(run_dir, fb_hard=0.98, b_eval=0.05, sft_easy=0.85, fb_easy_eval=0.90, b_inv=0.96, fb_last="forward",
-               b_all=0.50, experiment="selection"):
+               b_all=0.50, experiment="selection", replica=0):
     sft = {"eval_2-5": {"all": 0.2}, "eval_6-9": {"all": 0.3, "inversion": 0.30, "evaluation": 0.50, "aligned": 0.5}}
     final = {
         ("6-9", "FB"): {"all": fb_hard, "inversion": fb_hard, "evaluation": fb_hard},
@@ -119,7 +119,7 @@ def _selection(run_dir, fb_hard=0.98, b_eval=0.05, sft_easy=0.85, fb_easy_eval=0
         ("6-9", "F"): {"all": 0.50, "inversion": 0.04, "evaluation": 0.96},
         ("2-5", "FB"): {"all": 0.6, "inversion": 0.3, "evaluation": fb_easy_eval, "aligned": 0.9},
     }
-    for stage in plan(experiment, "micro", run_dir):
+    for stage in plan(experiment, "micro", run_dir, replicas=[replica]):
         if isinstance(stage, EvalStage):  # the SFT models without the RL budget
             os.makedirs(stage.out, exist_ok=True)
             sets = {name: {"greedy": {"n": 100, "accuracy": sft_easy if name == "eval_2-5" else 0.3}}
@@ -131,7 +131,7 @@ def _selection(run_dir, fb_hard=0.98, b_eval=0.05, sft_easy=0.85, fb_easy_eval=0
             samples = _samples("evaluation", "backward", fb_last) + _samples("inversion", "forward", "backward") \
                 if (stage.data, stage.arm) == ("6-9", "FB") else ()
             _write_rl(stage, sft, {"eval_2-5": {"all": 0.9}, "eval_6-9": last}, samples)
-    return _verdicts(run_dir, experiment)
+    return _verdicts(run_dir, experiment, replica)
 
 
 def test_selection_rules_hold_on_numbers_that_satisfy_them_and_not_on_others(tmp_path):
@@ -144,6 +144,13 @@ def test_selection_rules_hold_on_numbers_that_satisfy_them_and_not_on_others(tmp
     assert _selection(str(tmp_path / "lower"), fb_easy_eval=0.30)[2] == FAILS
     assert _selection(str(tmp_path / "no-improve"), b_inv=0.30)[2] == FAILS
     assert _selection(str(tmp_path / "no-rise"), fb_last="backward")[3] == FAILS  # evaluation stays on backward
+
+
+def test_a_one_seed_report_names_that_seed(tmp_path):
+    run_dir = str(tmp_path / "seed2")
+    assert _selection(run_dir, replica=2) == [HOLDS] * 4  # replica 2 alone, in run_dir/seed-2
+    report = open(os.path.join(run_dir, "report.md")).read()
+    assert "RL algorithm `grpo`, seed 2." in report and "one run (seed 2);" in report and "(seed 0)" not in report
 
 
 def test_a_partial_multi_seed_run_says_how_many_seeds_a_cell_rests_on(tmp_path):

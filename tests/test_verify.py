@@ -433,7 +433,11 @@ def test_a_guess_is_a_response_without_work(kind):
     answer = write_trace(problem, strategies[0]).splitlines()[-1]
     assert is_guess(answer) and is_guess("") and is_guess("\n  \n") and is_guess("the answer is e4")
     assert not is_guess("step 1 add e3 : e2 -> e5")  # a malformed or wrong step line is still work
-    assert not is_guess(f"try e4 ;\n{answer}")
+    assert not is_guess(f"try e4 : 1 mul e3 ;\n{answer}")
+    # lines that name no operation do no work: a degenerate try (what RL on unsolvable chains drifted to), parts
+    # and results alone
+    assert is_guess(f"try e0 : e0 -> e0\n{answer}") and is_guess(f"try e4 ;\n{answer}")
+    assert is_guess(f"part 1\nresult e3\npart 2\nresult e5\n{answer}") and is_guess("add mul\nstep")
 
 
 @pytest.mark.parametrize("edge, strict, lenient", [
