@@ -424,11 +424,11 @@ def plot_accuracy_vs_steps(logs: Logs, arms: list[str]) -> str:
 
 
 def _seeds_note(logs: Logs) -> str:
-    k = len(logs.replicas())
-    return (f"one run (seed {logs.replicas()[0]}); the table below it gives each cell's 95% interval (Wilson, over "
-            f"the cell's problems)" if k == 1 else
-            f"mean ± sd over {k} seeds ({', '.join(map(str, logs.replicas()))}); the table below it gives each "
-            f"cell's lowest-highest seed")
+    seeds = logs.replicas()
+    return (f"one run (seed {seeds[0]}); the table below it gives each cell's 95% interval (Wilson, over the cell's "
+            f"problems)" if len(seeds) == 1 else
+            f"mean ± sd over {len(seeds)} seeds ({', '.join(map(str, seeds))}); the table below it gives each cell's "
+            f"lowest-highest seed")
 
 
 def selection(logs: Logs, experiment) -> Section:
